@@ -1,0 +1,67 @@
+//! The pyro guest agent: serves the host over vsock from inside the VM.
+//!
+//! `pyro-init` starts it (and restarts it when it dies). It listens on
+//! [`pyro_guest_protocol::AGENT_PORT`], tells the host it is ready on
+//! [`pyro_guest_protocol::READY_PORT`], then serves each connection on its
+//! own thread.
+//!
+//! # Layout
+//!
+//! - [`vsock`]: `AF_VSOCK` listener and streams.
+//! - [`server`]: accept loop, handshake, request dispatch.
+//! - [`exec`]: running commands with streamed output and timeouts.
+
+pub mod exec;
+pub mod server;
+pub mod vsock;
+
+use std::io::Write;
+use std::time::Duration;
+
+use pyro_guest_protocol::{
+    GuestNotice, ReadyNotice, AGENT_VERSION, MAGIC, PROTOCOL_VERSION, READY_PORT,
+};
+
+/// How many times the agent tries to tell the host it is ready.
+const READY_ATTEMPTS: u32 = 5;
+
+/// Writes one diagnostic line to the console (the agent's stderr).
+pub fn log(line: &str) {
+    let _ = writeln!(std::io::stderr(), "pyro-guest-agent: {line}");
+}
+
+/// Milliseconds since the guest booted.
+pub fn uptime_ms() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|ts| std::time::Duration::from(ts).as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Tells the host the agent is listening. The host listens before the VM
+/// boots, so one attempt normally suffices; a few retries cover a slow start.
+pub fn notify_ready() -> bool {
+    let notice = GuestNotice::Ready(ReadyNotice {
+        magic: MAGIC,
+        protocol_version: PROTOCOL_VERSION,
+        agent_version: AGENT_VERSION.to_owned(),
+        uptime_ms: uptime_ms(),
+    });
+    for attempt in 1..=READY_ATTEMPTS {
+        let sent = vsock::connect_host(READY_PORT, Duration::from_secs(1)).and_then(|mut stream| {
+            pyro_guest_protocol::write_frame(&mut stream, &notice).map_err(std::io::Error::other)
+        });
+        match sent {
+            Ok(()) => return true,
+            Err(err) => log(&format!("ready notice attempt {attempt} failed: {err}")),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Flushes filesystems and powers the VM off.
+pub fn power_off() -> ! {
+    nix::unistd::sync();
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    std::process::exit(1)
+}

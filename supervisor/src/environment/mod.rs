@@ -1,0 +1,1 @@
+//! Environments: catalog, cache and local builds (being written).
