@@ -47,8 +47,8 @@ enum Event {
 
 /// Runs `request`, streaming its output over `conn`, and ends with
 /// [`Response::ExecExited`] (or [`Response::Error`] when it cannot start).
-pub fn run(conn: &mut Connection, request: ExecRequest) -> std::io::Result<()> {
-    let mut command = match build_command(&request) {
+pub fn run(conn: &mut Connection, request: &ExecRequest) -> std::io::Result<()> {
+    let mut command = match build_command(request) {
         Ok(command) => command,
         Err(error) => return conn.send(&Response::Error(error)),
     };
@@ -77,7 +77,9 @@ pub fn run(conn: &mut Connection, request: ExecRequest) -> std::io::Result<()> {
         spawn_host_watcher(watch, tx);
     }
 
-    let deadline = request.timeout_ms.map(|ms| started + Duration::from_millis(ms));
+    let deadline = request
+        .timeout_ms
+        .map(|ms| started + Duration::from_millis(ms));
     let outcome = pump(conn, &rx, pid, deadline);
     let (status, timed_out) = match outcome {
         Pumped::Finished { status, timed_out } => (status, timed_out),
@@ -115,7 +117,12 @@ enum Pumped {
 }
 
 /// Forwards events until the command has exited and its output is drained.
-fn pump(conn: &mut Connection, rx: &Receiver<Event>, pid: u32, deadline: Option<Instant>) -> Pumped {
+fn pump(
+    conn: &mut Connection,
+    rx: &Receiver<Event>,
+    pid: u32,
+    deadline: Option<Instant>,
+) -> Pumped {
     let mut open_streams = 2;
     let mut exited: Option<std::process::ExitStatus> = None;
     let mut drain_until: Option<Instant> = None;
@@ -187,7 +194,11 @@ fn build_command(request: &ExecRequest) -> Result<Command, GuestError> {
     let cwd = request.cwd.as_deref().unwrap_or("/");
     match std::fs::metadata(cwd) {
         Ok(meta) if meta.is_dir() => {}
-        Ok(_) => return Err(invalid(&format!("working directory {cwd} is not a directory"))),
+        Ok(_) => {
+            return Err(invalid(&format!(
+                "working directory {cwd} is not a directory"
+            )))
+        }
         Err(_) => {
             return Err(GuestError {
                 kind: GuestErrorKind::NotFound,
@@ -219,7 +230,11 @@ fn describe(command: &CommandLine) -> String {
     }
 }
 
-fn spawn_pipe_reader<R: Read + Send + 'static>(pipe: Option<R>, stream: OutputStream, tx: SyncSender<Event>) {
+fn spawn_pipe_reader<R: Read + Send + 'static>(
+    pipe: Option<R>,
+    stream: OutputStream,
+    tx: SyncSender<Event>,
+) {
     let Some(mut pipe) = pipe else {
         let _ = tx.send(Event::Eof);
         return;
@@ -248,11 +263,13 @@ fn spawn_pipe_reader<R: Read + Send + 'static>(pipe: Option<R>, stream: OutputSt
 }
 
 fn spawn_waiter(mut child: Child, tx: SyncSender<Event>) {
-    let spawned = std::thread::Builder::new().name("exec-wait".into()).spawn(move || {
-        if let Ok(status) = child.wait() {
-            let _ = tx.send(Event::Exited(status));
-        }
-    });
+    let spawned = std::thread::Builder::new()
+        .name("exec-wait".into())
+        .spawn(move || {
+            if let Ok(status) = child.wait() {
+                let _ = tx.send(Event::Exited(status));
+            }
+        });
     if spawned.is_err() {
         crate::log("cannot start a waiter thread");
     }
@@ -261,16 +278,18 @@ fn spawn_waiter(mut child: Child, tx: SyncSender<Event>) {
 /// The host sends nothing after an exec request, so any read that returns
 /// means it closed the connection (or broke it).
 fn spawn_host_watcher(mut stream: crate::vsock::VsockStream, tx: SyncSender<Event>) {
-    let _ = std::thread::Builder::new().name("exec-watch".into()).spawn(move || {
-        let mut byte = [0u8; 1];
-        loop {
-            match stream.read(&mut byte) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+    let _ = std::thread::Builder::new()
+        .name("exec-watch".into())
+        .spawn(move || {
+            let mut byte = [0u8; 1];
+            loop {
+                match stream.read(&mut byte) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
             }
-        }
-        let _ = tx.send(Event::HostGone);
-    });
+            let _ = tx.send(Event::HostGone);
+        });
 }
 
 fn kill_group(pid: u32) {

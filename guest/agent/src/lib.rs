@@ -47,9 +47,11 @@ pub fn notify_ready() -> bool {
         uptime_ms: uptime_ms(),
     });
     for attempt in 1..=READY_ATTEMPTS {
-        let sent = vsock::connect_host(READY_PORT, Duration::from_secs(1)).and_then(|mut stream| {
-            pyro_guest_protocol::write_frame(&mut stream, &notice).map_err(std::io::Error::other)
-        });
+        let sent =
+            vsock::connect_host(READY_PORT, Duration::from_secs(1)).and_then(|mut stream| {
+                pyro_guest_protocol::write_frame(&mut stream, &notice)
+                    .map_err(std::io::Error::other)
+            });
         match sent {
             Ok(()) => return true,
             Err(err) => log(&format!("ready notice attempt {attempt} failed: {err}")),

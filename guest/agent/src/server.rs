@@ -71,7 +71,7 @@ fn handle(stream: VsockStream) {
             agent_version: AGENT_VERSION.to_owned(),
             uptime_ms: crate::uptime_ms(),
         }),
-        Request::Exec(exec) => crate::exec::run(&mut conn, exec),
+        Request::Exec(exec) => crate::exec::run(&mut conn, &exec),
         Request::PowerOff => {
             let _ = conn.send(&Response::Done);
             crate::power_off()

@@ -81,7 +81,12 @@ pub struct VsockListener {
 impl VsockListener {
     /// Listens on `port` for connections from any CID.
     pub fn bind(port: u32) -> io::Result<Self> {
-        let fd = socket(AddressFamily::Vsock, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+        let fd = socket(
+            AddressFamily::Vsock,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
         bind(fd.as_raw_fd(), &VsockAddr::new(libc::VMADDR_CID_ANY, port))?;
         listen(&fd, Backlog::new(64).map_err(io::Error::from)?)?;
         Ok(Self { fd })
@@ -105,7 +110,12 @@ impl VsockListener {
 
 /// Connects to the host (CID 2) on `port`, giving up after `timeout`.
 pub fn connect_host(port: u32, timeout: Duration) -> io::Result<VsockStream> {
-    let fd = socket(AddressFamily::Vsock, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    let fd = socket(
+        AddressFamily::Vsock,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
     let tv = libc::timeval {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_usec: timeout.subsec_micros() as libc::suseconds_t,

@@ -59,8 +59,22 @@ pub fn boot() -> Result<Booted, BootError> {
     for dir in ["/mnt/root", "/mnt/data", "/newroot"] {
         make_dir(dir, 0o755, "prepare_mounts")?;
     }
-    mount_fs(Some(&root_dev), "/mnt/root", "ext4", MsFlags::MS_RDONLY, None, "mount_root")?;
-    mount_fs(Some(&data_dev), "/mnt/data", "ext4", MsFlags::MS_NOATIME, None, "mount_data")?;
+    mount_fs(
+        Some(&root_dev),
+        "/mnt/root",
+        "ext4",
+        MsFlags::MS_RDONLY,
+        None,
+        "mount_root",
+    )?;
+    mount_fs(
+        Some(&data_dev),
+        "/mnt/data",
+        "ext4",
+        MsFlags::MS_NOATIME,
+        None,
+        "mount_data",
+    )?;
     for dir in ["/mnt/data/upper", "/mnt/data/work"] {
         make_dir(dir, 0o755, "mount_overlay")?;
     }
@@ -74,15 +88,21 @@ pub fn boot() -> Result<Booted, BootError> {
     )?;
     timings.mark("root_mounted");
 
-    let agent = File::open(AGENT_IN_INITRAMFS)
-        .map_err(|err| BootError::io("open_agent", &err, format!("opening {AGENT_IN_INITRAMFS}")))?;
+    let agent = File::open(AGENT_IN_INITRAMFS).map_err(|err| {
+        BootError::io("open_agent", &err, format!("opening {AGENT_IN_INITRAMFS}"))
+    })?;
 
     switch_root()?;
     mount_late()?;
     timings.mark("switched_root");
 
-    sethostname(&cmdline.hostname)
-        .map_err(|err| BootError::os("set_hostname", err, format!("setting hostname {}", cmdline.hostname)))?;
+    sethostname(&cmdline.hostname).map_err(|err| {
+        BootError::os(
+            "set_hostname",
+            err,
+            format!("setting hostname {}", cmdline.hostname),
+        )
+    })?;
     timings.write(Path::new(TIMINGS_PATH));
     Ok(Booted { agent })
 }
@@ -92,9 +112,30 @@ fn mount_early() -> Result<(), BootError> {
     for dir in ["/dev", "/proc", "/sys"] {
         make_dir(dir, 0o755, "early_mounts")?;
     }
-    mount_fs(Some(Path::new("devtmpfs")), "/dev", "devtmpfs", MsFlags::MS_NOSUID, Some("mode=0755"), "early_mounts")?;
-    mount_fs(Some(Path::new("proc")), "/proc", "proc", nosuid_nodev_noexec(), None, "early_mounts")?;
-    mount_fs(Some(Path::new("sysfs")), "/sys", "sysfs", nosuid_nodev_noexec(), None, "early_mounts")
+    mount_fs(
+        Some(Path::new("devtmpfs")),
+        "/dev",
+        "devtmpfs",
+        MsFlags::MS_NOSUID,
+        Some("mode=0755"),
+        "early_mounts",
+    )?;
+    mount_fs(
+        Some(Path::new("proc")),
+        "/proc",
+        "proc",
+        nosuid_nodev_noexec(),
+        None,
+        "early_mounts",
+    )?;
+    mount_fs(
+        Some(Path::new("sysfs")),
+        "/sys",
+        "sysfs",
+        nosuid_nodev_noexec(),
+        None,
+        "early_mounts",
+    )
 }
 
 /// Moves the pseudo filesystems into /newroot and makes it `/`.
@@ -102,8 +143,14 @@ fn switch_root() -> Result<(), BootError> {
     for dir in ["/dev", "/proc", "/sys"] {
         let target = format!("/newroot{dir}");
         make_dir(&target, 0o755, "switch_root")?;
-        mount(Some(dir), target.as_str(), None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .map_err(|err| BootError::os("switch_root", err, format!("moving {dir} to {target}")))?;
+        mount(
+            Some(dir),
+            target.as_str(),
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(|err| BootError::os("switch_root", err, format!("moving {dir} to {target}")))?;
     }
     chdir("/newroot").map_err(|err| BootError::os("switch_root", err, "entering /newroot"))?;
     mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
@@ -124,9 +171,23 @@ fn mount_late() -> Result<(), BootError> {
         "mount_devpts",
     )?;
     make_dir("/dev/shm", 0o1777, "mount_shm")?;
-    mount_fs(Some(Path::new("tmpfs")), "/dev/shm", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"), "mount_shm")?;
+    mount_fs(
+        Some(Path::new("tmpfs")),
+        "/dev/shm",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+        "mount_shm",
+    )?;
     make_dir("/run", 0o755, "mount_run")?;
-    mount_fs(Some(Path::new("tmpfs")), "/run", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755"), "mount_run")?;
+    mount_fs(
+        Some(Path::new("tmpfs")),
+        "/run",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+        "mount_run",
+    )?;
     make_dir("/run/pyro", 0o755, "mount_run")?;
     // devtmpfs makes /dev/ptmx a node that resolves to the sibling devpts
     // instance; point it at ours explicitly so `newinstance` is honoured.
@@ -140,7 +201,8 @@ fn mount_late() -> Result<(), BootError> {
         ("/dev/stderr", "/proc/self/fd/2"),
     ] {
         if std::fs::symlink_metadata(link).is_err() {
-            symlink(target, link).map_err(|err| BootError::io("dev_links", &err, format!("linking {link}")))?;
+            symlink(target, link)
+                .map_err(|err| BootError::io("dev_links", &err, format!("linking {link}")))?;
         }
     }
     Ok(())
@@ -160,12 +222,20 @@ fn mount_fs(
 ) -> Result<(), BootError> {
     mount(source, target, Some(fstype), flags, data).map_err(|err| {
         let source = source.map_or_else(|| "none".to_owned(), |s| s.display().to_string());
-        BootError::os(stage, err, format!("mounting {source} ({fstype}) on {target}"))
+        BootError::os(
+            stage,
+            err,
+            format!("mounting {source} ({fstype}) on {target}"),
+        )
     })
 }
 
 fn make_dir(path: &str, mode: u32, stage: &'static str) -> Result<(), BootError> {
-    match std::fs::DirBuilder::new().recursive(true).mode(mode).create(path) {
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+    {
         Ok(()) => Ok(()),
         Err(err) => Err(BootError::io(stage, &err, format!("creating {path}"))),
     }

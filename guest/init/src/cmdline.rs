@@ -50,7 +50,8 @@ mod tests {
 
     #[test]
     fn reads_our_keys_and_ignores_the_rest() {
-        let line = "console=ttyS0 quiet pyro.hostname=ws-1 pyro.root_serial=r1 pyro.data_serial= foo\n";
+        let line =
+            "console=ttyS0 quiet pyro.hostname=ws-1 pyro.root_serial=r1 pyro.data_serial= foo\n";
         let parsed = Cmdline::parse(line);
         assert_eq!(parsed.hostname, "ws-1");
         assert_eq!(parsed.root_serial, "r1");

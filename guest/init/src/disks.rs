@@ -40,7 +40,10 @@ pub fn wait_for(serial: &str) -> Result<PathBuf, BootError> {
         if Instant::now() >= deadline {
             return Err(BootError::plain(
                 "find_disk",
-                format!("no disk with serial {serial} appeared within {}s", DISK_WAIT.as_secs()),
+                format!(
+                    "no disk with serial {serial} appeared within {}s",
+                    DISK_WAIT.as_secs()
+                ),
             ));
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -54,12 +57,22 @@ mod tests {
     #[test]
     fn matches_on_the_serial_file() {
         let dir = tempdir();
-        for (name, serial) in [("vda", "pyro-root\n"), ("vdb", "pyro-data"), ("loop0", "pyro-data")] {
+        for (name, serial) in [
+            ("vda", "pyro-root\n"),
+            ("vdb", "pyro-data"),
+            ("loop0", "pyro-data"),
+        ] {
             std::fs::create_dir_all(dir.join(name)).unwrap();
             std::fs::write(dir.join(name).join("serial"), serial).unwrap();
         }
-        assert_eq!(find_by_serial(&dir, "pyro-root"), Some(PathBuf::from("/dev/vda")));
-        assert_eq!(find_by_serial(&dir, "pyro-data"), Some(PathBuf::from("/dev/vdb")));
+        assert_eq!(
+            find_by_serial(&dir, "pyro-root"),
+            Some(PathBuf::from("/dev/vda"))
+        );
+        assert_eq!(
+            find_by_serial(&dir, "pyro-data"),
+            Some(PathBuf::from("/dev/vdb"))
+        );
         assert_eq!(find_by_serial(&dir, "other"), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -22,14 +22,24 @@ pub const MODULE_DIR: &str = "/lib/modules";
 /// A module that is already loaded (or built in) is not an error.
 pub fn load_all(dir: &Path) -> Result<usize, BootError> {
     let order_path = dir.join("order");
-    let order = std::fs::read_to_string(&order_path)
-        .map_err(|err| BootError::io("load_modules", &err, format!("reading {}", order_path.display())))?;
+    let order = std::fs::read_to_string(&order_path).map_err(|err| {
+        BootError::io(
+            "load_modules",
+            &err,
+            format!("reading {}", order_path.display()),
+        )
+    })?;
     let params = CString::default();
     let mut loaded = 0;
-    for name in order.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for name in order
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let path = dir.join(name);
-        let file = File::open(&path)
-            .map_err(|err| BootError::io("load_modules", &err, format!("opening {}", path.display())))?;
+        let file = File::open(&path).map_err(|err| {
+            BootError::io("load_modules", &err, format!("opening {}", path.display()))
+        })?;
         match finit_module(&file, &params, ModuleInitFlags::empty()) {
             Ok(()) => loaded += 1,
             Err(Errno::EEXIST) => {}

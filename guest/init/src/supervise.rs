@@ -18,7 +18,10 @@ use crate::failure::console_line;
 
 /// The environment every guest process starts from.
 pub const BASE_ENV: &[(&str, &str)] = &[
-    ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+    (
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ),
     ("HOME", "/root"),
     ("LANG", "C.UTF-8"),
     ("USER", "root"),
@@ -42,9 +45,13 @@ pub fn run(booted: Booted) -> ! {
         match spawn_agent(&agent_path) {
             Ok(pid) => {
                 let status = reap_until(pid);
-                console_line(&format!("pyro-init: guest agent ended ({status}); restarting"));
+                console_line(&format!(
+                    "pyro-init: guest agent ended ({status}); restarting"
+                ));
             }
-            Err(err) => console_line(&format!("pyro-init: starting the guest agent failed: {err}")),
+            Err(err) => console_line(&format!(
+                "pyro-init: starting the guest agent failed: {err}"
+            )),
         }
         backoff = if started.elapsed() >= HEALTHY_RUN {
             RESTART_BACKOFF_MIN
@@ -70,7 +77,9 @@ fn spawn_agent(path: &str) -> std::io::Result<Pid> {
 fn reap_until(agent: Pid) -> String {
     loop {
         match waitpid(None::<Pid>, None) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == agent => return format!("exit code {code}"),
+            Ok(WaitStatus::Exited(pid, code)) if pid == agent => {
+                return format!("exit code {code}")
+            }
             Ok(WaitStatus::Signaled(pid, signal, _)) if pid == agent => {
                 return format!("killed by {signal}")
             }

@@ -75,7 +75,9 @@ fn options() -> impl Options {
 
 /// Encodes `message` as one whole frame: length prefix plus body.
 pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, ProtocolError> {
-    let body = options().serialize(message).map_err(ProtocolError::Encode)?;
+    let body = options()
+        .serialize(message)
+        .map_err(ProtocolError::Encode)?;
     if body.len() > MAX_FRAME_BYTES {
         return Err(ProtocolError::FrameTooLarge {
             len: body.len(),
@@ -113,7 +115,10 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProtocolError> {
 }
 
 /// Writes one frame to a blocking stream.
-pub fn write_frame<W: Write, T: Serialize>(writer: &mut W, message: &T) -> Result<(), ProtocolError> {
+pub fn write_frame<W: Write, T: Serialize>(
+    writer: &mut W,
+    message: &T,
+) -> Result<(), ProtocolError> {
     let frame = encode(message)?;
     writer.write_all(&frame).map_err(ProtocolError::Io)?;
     writer.flush().map_err(ProtocolError::Io)
@@ -179,7 +184,9 @@ mod tests {
         let mut frame = ((MAX_FRAME_BYTES + 1) as u32).to_le_bytes().to_vec();
         frame.extend_from_slice(&[0u8; 16]);
         let err = read_frame::<_, Request>(&mut io::Cursor::new(frame)).unwrap_err();
-        assert!(matches!(err, ProtocolError::FrameTooLarge { len, .. } if len == MAX_FRAME_BYTES + 1));
+        assert!(
+            matches!(err, ProtocolError::FrameTooLarge { len, .. } if len == MAX_FRAME_BYTES + 1)
+        );
     }
 
     #[test]
@@ -192,7 +199,13 @@ mod tests {
     #[test]
     fn truncated_header_and_body_are_reported() {
         let err = read_frame::<_, Request>(&mut io::Cursor::new(vec![1u8, 0])).unwrap_err();
-        assert!(matches!(err, ProtocolError::Truncated { read: 2, expected: 4 }));
+        assert!(matches!(
+            err,
+            ProtocolError::Truncated {
+                read: 2,
+                expected: 4
+            }
+        ));
 
         let mut frame = encode(&Response::Pong {
             agent_version: "1.2.3".into(),
@@ -248,6 +261,9 @@ mod tests {
             data: vec![0u8; MAX_FRAME_BYTES + 1],
         })
         .unwrap_err();
-        assert!(matches!(err, ProtocolError::Encode(_) | ProtocolError::FrameTooLarge { .. }));
+        assert!(matches!(
+            err,
+            ProtocolError::Encode(_) | ProtocolError::FrameTooLarge { .. }
+        ));
     }
 }

@@ -161,7 +161,9 @@ impl BootFailure {
 
     /// Renders the console line: `PYRO_BOOT_ERROR stage=<s> errno=<n> message=<m>`.
     pub fn console_line(&self) -> String {
-        let errno = self.errno.map_or_else(|| "none".to_owned(), |e| e.to_string());
+        let errno = self
+            .errno
+            .map_or_else(|| "none".to_owned(), |e| e.to_string());
         format!(
             "{} stage={} errno={} message={}",
             Self::CONSOLE_PREFIX,
@@ -209,7 +211,9 @@ mod tests {
             ..failure
         };
         assert_eq!(
-            BootFailure::parse_console_line(&none.console_line()).unwrap().errno,
+            BootFailure::parse_console_line(&none.console_line())
+                .unwrap()
+                .errno,
             None
         );
         assert!(BootFailure::parse_console_line("random kernel line").is_none());

@@ -4,6 +4,8 @@
 //! `PROTOCOL_VERSION` and re-bless with `PYRO_BLESS=1 cargo test -p
 //! pyro-guest-protocol --test golden`; otherwise undo the change.
 
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::path::PathBuf;
 
 use pyro_guest_protocol::*;
@@ -47,7 +49,10 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
             })
             .unwrap(),
         ),
-        ("response_exec_started", encode(&Response::ExecStarted { pid: 42 }).unwrap()),
+        (
+            "response_exec_started",
+            encode(&Response::ExecStarted { pid: 42 }).unwrap(),
+        ),
         (
             "response_output",
             encode(&Response::Output {
@@ -112,20 +117,35 @@ fn frames_match_the_golden_fixtures() {
         let expected = std::fs::read_to_string(&path)
             .unwrap_or_else(|err| panic!("missing fixture {}: {err}", path.display()));
         if expected.trim() != actual {
-            mismatches.push(format!("{name}:\n  expected {}\n  actual   {actual}", expected.trim()));
+            mismatches.push(format!(
+                "{name}:\n  expected {}\n  actual   {actual}",
+                expected.trim()
+            ));
         }
     }
-    assert!(mismatches.is_empty(), "wire format changed:\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "wire format changed:\n{}",
+        mismatches.join("\n")
+    );
 }
 
 #[test]
 fn golden_frames_decode_back() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let bytes = hex::decode(std::fs::read_to_string(dir.join("v1_request_exec.hex")).unwrap().trim()).unwrap();
+    let bytes = hex::decode(
+        std::fs::read_to_string(dir.join("v1_request_exec.hex"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
     let request: Request = decode(&bytes[4..]).unwrap();
     match request {
         Request::Exec(exec) => {
-            assert_eq!(exec.command, CommandLine::Argv(vec!["git".into(), "--version".into()]));
+            assert_eq!(
+                exec.command,
+                CommandLine::Argv(vec!["git".into(), "--version".into()])
+            );
             assert_eq!(exec.timeout_ms, Some(30_000));
         }
         other => panic!("decoded {other:?}"),
