@@ -75,7 +75,7 @@ pub enum PullEvent {
     /// Progress.
     Progress(PullProgress),
     /// The environment is installed; the last line.
-    Result(EnvironmentInfo),
+    Result(Box<EnvironmentInfo>),
     /// The install failed; the last line.
     Error(ErrorBody),
 }

@@ -102,10 +102,8 @@ pub(crate) async fn start(paths: &PyroPaths, binary: &Path) -> Result<(), SdkErr
         if let Ok(Some(status)) = child.try_wait() {
             // Another client may have won the race: its supervisor holds the
             // lock and ours exited. Give the winner until the deadline.
-            if status.success() {
-                if wait_for_socket(&socket, deadline).await {
-                    return Ok(());
-                }
+            if status.success() && wait_for_socket(&socket, deadline).await {
+                return Ok(());
             }
             return Err(SdkError::StartFailed {
                 reason: format!("it exited with {status}: {}", tail(&startup_log)),
