@@ -72,7 +72,7 @@ pub fn boot() -> Result<Booted, BootError> {
         "/mnt/data",
         "ext4",
         MsFlags::MS_NOATIME,
-        None,
+        Some("noinit_itable"),
         "mount_data",
     )?;
     for dir in ["/mnt/data/upper", "/mnt/data/work"] {

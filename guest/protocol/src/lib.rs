@@ -30,7 +30,9 @@ pub mod codec;
 pub mod handshake;
 pub mod messages;
 
-pub use codec::{decode, encode, read_frame, write_frame, ProtocolError, MAX_FRAME_BYTES};
+pub use codec::{
+    body_len, decode, encode, read_frame, write_frame, ProtocolError, MAX_FRAME_BYTES,
+};
 pub use handshake::{negotiate, ClientHello, ServerHello, MAGIC};
 pub use messages::*;
 

@@ -1,0 +1,136 @@
+//! Booting one VM: from launch to a ready, answering guest agent.
+//!
+//! 1. Bind the ready socket (before anything starts, so the guest's call
+//!    always finds a listener).
+//! 2. Launch the backend's processes on a blocking thread.
+//! 3. Wait for the first of: a ready notice, a boot-failure notice, the VMM
+//!    exiting, or the boot timeout.
+//! 4. Confirm with a real connection: hybrid `CONNECT`, hello, ping.
+//!
+//! On any failure the processes are killed and cleaned up before the error
+//! is returned, with the guest console's last lines attached.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pyro_guest_protocol::GuestNotice;
+use tokio::sync::watch;
+
+use super::backend::{LaunchedVm, VmSpec, Vmm};
+use crate::error::{Error, Result};
+use crate::process::ProcessExit;
+use crate::vsock::ready::ReadyListener;
+use crate::vsock::GuestConnection;
+
+/// Console lines attached to boot errors.
+pub const CONSOLE_LINES: usize = 20;
+
+/// How long a killed VMM gets to exit before we stop waiting.
+pub const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// A VM whose agent answered.
+#[derive(Debug)]
+pub struct Booted {
+    /// Its processes.
+    pub launched: Arc<dyn LaunchedVm>,
+    /// Becomes `Some` when the VMM exits.
+    pub exit_rx: watch::Receiver<Option<ProcessExit>>,
+    /// The ready socket, still listening (the agent calls again if it restarts).
+    pub ready: ReadyListener,
+    /// Launch to answering agent.
+    pub boot_ms: u64,
+    /// The agent's version.
+    pub agent_version: String,
+}
+
+/// Boots `spec` with `vmm`, giving up after `timeout`.
+pub async fn boot(vmm: Arc<dyn Vmm>, spec: VmSpec, timeout: Duration) -> Result<Booted> {
+    let started = Instant::now();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&spec.run_dir)
+        .map_err(|err| Error::host_io("creating", &spec.run_dir, err))?;
+    let ready = ReadyListener::bind(&spec.ready_socket())?;
+    let launch_spec = spec.clone();
+    let launched: Arc<dyn LaunchedVm> =
+        tokio::task::spawn_blocking(move || vmm.launch(&launch_spec))
+            .await
+            .map_err(|err| Error::Spawn {
+                program: "the VM launcher".to_owned(),
+                source: std::io::Error::other(err.to_string()),
+            })??
+            .into();
+
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let waiter = Arc::clone(&launched);
+    tokio::spawn(async move {
+        let exit = waiter.wait_exit().await;
+        let _ = exit_tx.send(Some(exit));
+    });
+
+    match await_ready(&spec, &launched, &ready, exit_rx.clone(), timeout).await {
+        Ok(agent_version) => Ok(Booted {
+            launched,
+            exit_rx,
+            ready,
+            boot_ms: started.elapsed().as_millis() as u64,
+            agent_version,
+        }),
+        Err(err) => {
+            tear_down(&launched, exit_rx).await;
+            Err(err)
+        }
+    }
+}
+
+async fn await_ready(
+    spec: &VmSpec,
+    launched: &Arc<dyn LaunchedVm>,
+    ready: &ReadyListener,
+    mut exit_rx: watch::Receiver<Option<ProcessExit>>,
+    timeout: Duration,
+) -> Result<String> {
+    let vm_id = spec.vm_id.clone();
+    let console = || launched.console_tail(CONSOLE_LINES);
+    let notice = tokio::select! {
+        notice = ready.next_notice() => notice?,
+        exit = exit_rx.wait_for(Option::is_some) => {
+            let exit = exit.map(|e| e.clone().unwrap_or(ProcessExit::Unknown)).unwrap_or(ProcessExit::Unknown);
+            return Err(Error::ExitedDuringBoot { vm_id, exit, console: console() });
+        }
+        () = tokio::time::sleep(timeout) => {
+            return Err(Error::BootTimeout { vm_id, seconds: timeout.as_secs(), console: console() });
+        }
+    };
+    match notice {
+        GuestNotice::Ready(_) => {}
+        GuestNotice::BootFailed(failure) => {
+            return Err(Error::GuestBootFailed {
+                vm_id,
+                stage: failure.stage,
+                errno: failure.errno,
+                message: failure.message,
+                console: console(),
+            })
+        }
+    }
+    // The notice proves the agent listens; a real round trip proves the
+    // channel works end to end.
+    let conn = GuestConnection::connect(&spec.vsock_socket()).await?;
+    let agent_version = conn.agent_version().to_owned();
+    conn.ping().await?;
+    Ok(agent_version)
+}
+
+/// Kills the VM, waits (bounded) for it to exit, and cleans up.
+pub async fn tear_down(
+    launched: &Arc<dyn LaunchedVm>,
+    mut exit_rx: watch::Receiver<Option<ProcessExit>>,
+) {
+    launched.kill();
+    let _ = tokio::time::timeout(KILL_WAIT, exit_rx.wait_for(Option::is_some)).await;
+    let cleanup = Arc::clone(launched);
+    let _ = tokio::task::spawn_blocking(move || cleanup.cleanup()).await;
+}

@@ -1,0 +1,324 @@
+//! The VM actor: one VMM process (and its helpers) from launch to exit.
+//!
+//! The actor is a thin shell: lifecycle decisions live in [`core::VmCore`],
+//! the boot sequence in [`boot`], and everything host-specific behind the
+//! [`Vmm`] trait ([`qemu::QemuVmm`], [`fake::FakeVmm`]). Once the guest is
+//! ready the actor starts a [`VsockBridgeActor`] for connections and health
+//! pings, and watches the VMM process; an exit it did not ask for is
+//! reported to its owner as a [`VmEvent`] and the actor stays, in state
+//! `stopped`, until the owner sends [`StopVm`].
+//!
+//! # Layout
+//!
+//! - [`backend`]: the `Vmm` trait and the VM spec.
+//! - [`boot`]: launch to ready.
+//! - [`core`]: the lifecycle state machine.
+//! - [`messages`]: the actor's messages and events.
+//! - [`qemu`], [`fake`]: backends.
+//! - [`disk`]: writable data disks. [`console`]: console tails.
+
+pub mod backend;
+pub mod boot;
+pub mod console;
+pub mod core;
+pub mod disk;
+pub mod fake;
+pub mod messages;
+pub mod qemu;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::watch;
+
+pub use self::backend::{LaunchedVm, VmSpec, Vmm};
+pub use self::core::{VmCore, VmInfo, VmState};
+pub use self::messages::{GetVmInfo, OpenGuest, StartVm, StopVm, VmEvent, VmEventKind, VmReady};
+
+use self::boot::{tear_down, Booted, CONSOLE_LINES};
+use self::core::{ExitDisposition, StopPlan};
+use crate::error::{Error, Result};
+use crate::process::ProcessExit;
+use crate::vsock::{AgentUnresponsive, GuestConnection, OpenChannel, StopBridge, VsockBridgeActor};
+
+/// How long the guest gets to power off before it is killed.
+const POWER_OFF_GRACE: Duration = Duration::from_secs(10);
+
+/// One VM.
+#[derive(Debug)]
+pub struct VmActor {
+    core: VmCore,
+    spec: VmSpec,
+    vmm: Arc<dyn Vmm>,
+    boot_timeout: Duration,
+    owner: Option<Recipient<VmEvent>>,
+    running: Option<RunningVm>,
+}
+
+#[derive(Debug)]
+struct RunningVm {
+    launched: Arc<dyn LaunchedVm>,
+    exit_rx: watch::Receiver<Option<ProcessExit>>,
+    bridge: Addr<VsockBridgeActor>,
+    cleaned_up: bool,
+}
+
+impl VmActor {
+    /// A VM to be booted from `spec` by `vmm`.
+    pub fn new(spec: VmSpec, vmm: Arc<dyn Vmm>, boot_timeout: Duration) -> Self {
+        Self {
+            core: VmCore::new(spec.vm_id.clone()),
+            spec,
+            vmm,
+            boot_timeout,
+            owner: None,
+            running: None,
+        }
+    }
+
+    /// Where unasked events go.
+    #[must_use]
+    pub fn with_owner(mut self, owner: Recipient<VmEvent>) -> Self {
+        self.owner = Some(owner);
+        self
+    }
+
+    fn notify_owner(&self, kind: VmEventKind) {
+        if let Some(owner) = self.owner.clone() {
+            let event = VmEvent {
+                vm_id: self.core.vm_id().to_owned(),
+                kind,
+            };
+            actix::spawn(async move {
+                let _ = owner.send(event).await;
+            });
+        }
+    }
+
+    fn on_booted(&mut self, booted: Booted, ctx: &mut Context<Self>) -> VmReady {
+        let Booted {
+            launched,
+            exit_rx,
+            ready,
+            boot_ms,
+            agent_version,
+        } = booted;
+        let stop_requested = self.core.boot_succeeded(boot_ms, agent_version.clone());
+        tracing::info!(vm_id = %self.spec.vm_id, boot_ms, "vm ready");
+
+        let bridge = VsockBridgeActor::new(
+            self.spec.vm_id.clone(),
+            self.spec.vsock_socket(),
+            ctx.address().recipient(),
+        )
+        .start();
+
+        // Keep draining the ready socket: a restarted agent calls again.
+        let vm_id = self.spec.vm_id.clone();
+        ctx.spawn(
+            async move {
+                while let Ok(notice) = ready.next_notice().await {
+                    tracing::info!(%vm_id, ?notice, "guest notice after boot (agent restarted)");
+                }
+            }
+            .into_actor(self),
+        );
+
+        let mut watch_exit = exit_rx.clone();
+        ctx.spawn(
+            async move {
+                match watch_exit.wait_for(Option::is_some).await {
+                    Ok(exit) => exit.clone().unwrap_or(ProcessExit::Unknown),
+                    Err(_) => ProcessExit::Unknown,
+                }
+            }
+            .into_actor(self)
+            .map(|exit, act, ctx| act.on_process_exit(&exit, ctx)),
+        );
+
+        self.running = Some(RunningVm {
+            launched,
+            exit_rx,
+            bridge,
+            cleaned_up: false,
+        });
+        if stop_requested {
+            ctx.notify(StopVm);
+        }
+        VmReady {
+            boot_ms,
+            agent_version,
+        }
+    }
+
+    fn on_process_exit(&mut self, exit: &ProcessExit, ctx: &mut Context<Self>) {
+        let console = self
+            .running
+            .as_ref()
+            .map(|running| running.launched.console_tail(CONSOLE_LINES))
+            .unwrap_or_default();
+        match self.core.process_exited(exit, Some(console.clone())) {
+            ExitDisposition::Unexpected => {
+                tracing::warn!(vm_id = %self.spec.vm_id, %exit, "vm exited unexpectedly");
+                self.cleanup_in_background(ctx);
+                self.notify_owner(VmEventKind::ExitedUnexpectedly {
+                    exit: exit.to_string(),
+                    console,
+                });
+            }
+            ExitDisposition::Expected | ExitDisposition::DuringBoot => {}
+        }
+    }
+
+    /// Stops the bridge and removes sockets, off the arbiter thread.
+    fn cleanup_in_background(&mut self, _ctx: &mut Context<Self>) {
+        if let Some(running) = self.running.as_mut() {
+            if running.cleaned_up {
+                return;
+            }
+            running.cleaned_up = true;
+            running.bridge.do_send(StopBridge);
+            let launched = Arc::clone(&running.launched);
+            let exit_rx = running.exit_rx.clone();
+            actix::spawn(async move { tear_down(&launched, exit_rx).await });
+        }
+    }
+}
+
+impl Actor for VmActor {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        // However the actor ends, nothing it started may outlive it.
+        if let Some(running) = self.running.as_ref() {
+            if !running.cleaned_up {
+                tracing::debug!(vm_id = %self.spec.vm_id, "vm actor stopped; killing its processes");
+                running.launched.kill();
+            }
+        }
+        self.cleanup_in_background(ctx);
+    }
+}
+
+impl Handler<StartVm> for VmActor {
+    type Result = ResponseActFuture<Self, Result<VmReady>>;
+
+    fn handle(&mut self, _msg: StartVm, _ctx: &mut Self::Context) -> Self::Result {
+        if let Err(err) = self.core.begin_boot() {
+            return Box::pin(actix::fut::ready(Err(err)));
+        }
+        let boot = boot::boot(Arc::clone(&self.vmm), self.spec.clone(), self.boot_timeout);
+        Box::pin(boot.into_actor(self).map(|result, act, ctx| match result {
+            Ok(booted) => Ok(act.on_booted(booted, ctx)),
+            Err(err) => {
+                tracing::warn!(vm_id = %act.spec.vm_id, error = %err, "vm boot failed");
+                act.core.boot_failed(err.console().map(str::to_owned));
+                Err(err)
+            }
+        }))
+    }
+}
+
+impl Handler<OpenGuest> for VmActor {
+    type Result = ResponseFuture<Result<GuestConnection>>;
+
+    fn handle(&mut self, _msg: OpenGuest, _ctx: &mut Self::Context) -> Self::Result {
+        let ready = self.core.require_running().and_then(|()| {
+            self.running
+                .as_ref()
+                .map(|r| r.bridge.clone())
+                .ok_or_else(|| Error::NotRunning {
+                    vm_id: self.spec.vm_id.clone(),
+                    state: self.core.state(),
+                })
+        });
+        let vm_id = self.spec.vm_id.clone();
+        Box::pin(async move {
+            let bridge = ready?;
+            bridge
+                .send(OpenChannel)
+                .await
+                .map_err(|_| Error::ActorGone {
+                    what: format!("the vsock bridge of vm {vm_id}"),
+                })?
+        })
+    }
+}
+
+impl Handler<StopVm> for VmActor {
+    type Result = ResponseActFuture<Self, Result<()>>;
+
+    fn handle(&mut self, _msg: StopVm, _ctx: &mut Self::Context) -> Self::Result {
+        match self.core.begin_stop() {
+            StopPlan::Deferred | StopPlan::InProgress => Box::pin(actix::fut::ready(Ok(()))),
+            StopPlan::AlreadyStopped => stop_after_reply(),
+            StopPlan::PowerOff => {
+                let Some(running) = self.running.as_ref() else {
+                    return stop_after_reply();
+                };
+                let socket = self.spec.vsock_socket();
+                let mut exit_rx = running.exit_rx.clone();
+                let vm_id = self.spec.vm_id.clone();
+                let stop = async move {
+                    let powered_off = async {
+                        GuestConnection::connect(&socket).await?.power_off().await?;
+                        exit_rx
+                            .wait_for(Option::is_some)
+                            .await
+                            .map(|_| ())
+                            .map_err(|_| Error::ActorGone {
+                                what: format!("the exit watcher of vm {vm_id}"),
+                            })
+                    };
+                    match tokio::time::timeout(POWER_OFF_GRACE, powered_off).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(err)) => {
+                            tracing::debug!(%vm_id, error = %err, "graceful power-off failed; killing")
+                        }
+                        Err(_) => tracing::debug!(%vm_id, "power-off timed out; killing"),
+                    }
+                };
+                Box::pin(stop.into_actor(self).map(|(), act, ctx| {
+                    act.cleanup_in_background(ctx);
+                    act.core.stop_finished();
+                    ctx.stop();
+                    Ok(())
+                }))
+            }
+        }
+    }
+}
+
+/// Answers `Ok` and then ends the actor (stopping first would drop the reply).
+fn stop_after_reply() -> ResponseActFuture<VmActor, Result<()>> {
+    Box::pin(
+        actix::fut::ready(()).map(|(), _act: &mut VmActor, ctx: &mut Context<VmActor>| {
+            ctx.stop();
+            Ok(())
+        }),
+    )
+}
+
+impl Handler<GetVmInfo> for VmActor {
+    type Result = MessageResult<GetVmInfo>;
+
+    fn handle(&mut self, _msg: GetVmInfo, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.core.info())
+    }
+}
+
+impl Handler<AgentUnresponsive> for VmActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentUnresponsive, _ctx: &mut Self::Context) {
+        if self.core.state() == VmState::Running {
+            self.notify_owner(VmEventKind::AgentUnresponsive {
+                last_error: msg.last_error,
+            });
+        }
+    }
+}
