@@ -14,7 +14,7 @@ use crate::vm::VmState;
 
 /// Everything the actors and their drivers can fail with.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum ActorError {
     /// A host program pyro needs is missing.
     #[error(
         "{program} was not found on this host; install it with `{install}` (or run scripts/setup)"
@@ -166,9 +166,9 @@ pub enum Error {
 }
 
 /// The crate's result type.
-pub type Result<T> = std::result::Result<T, Error>;
+pub type Result<T> = std::result::Result<T, ActorError>;
 
-impl Error {
+impl ActorError {
     /// The guest console tail this error carries, if any.
     pub fn console(&self) -> Option<&str> {
         match self {

@@ -1,7 +1,7 @@
 //! The actors of the pyro supervisor, and what they drive.
 //!
 //! Actors are thin shells over plain cores that are tested without an actor
-//! system; handlers never panic and return [`Error`]s; parents supervise
+//! system; handlers never panic and return [`ActorError`]s; parents supervise
 //! children explicitly through event messages.
 //!
 //! # Layout
@@ -17,4 +17,4 @@ pub mod process;
 pub mod vm;
 pub mod vsock;
 
-pub use error::{Error, Result};
+pub use error::{ActorError, Result};

@@ -18,7 +18,7 @@ use pyro_guest_protocol::GuestNotice;
 use tokio::sync::watch;
 
 use super::backend::{LaunchedVm, VmSpec, Vmm};
-use crate::error::{Error, Result};
+use crate::error::{ActorError, Result};
 use crate::process::ProcessExit;
 use crate::vsock::ready::ReadyListener;
 use crate::vsock::GuestConnection;
@@ -51,13 +51,13 @@ pub async fn boot(vmm: Arc<dyn Vmm>, spec: VmSpec, timeout: Duration) -> Result<
         .recursive(true)
         .mode(0o700)
         .create(&spec.run_dir)
-        .map_err(|err| Error::host_io("creating", &spec.run_dir, err))?;
+        .map_err(|err| ActorError::host_io("creating", &spec.run_dir, err))?;
     let ready = ReadyListener::bind(&spec.ready_socket())?;
     let launch_spec = spec.clone();
     let launched: Arc<dyn LaunchedVm> =
         tokio::task::spawn_blocking(move || vmm.launch(&launch_spec))
             .await
-            .map_err(|err| Error::Spawn {
+            .map_err(|err| ActorError::Spawn {
                 program: "the VM launcher".to_owned(),
                 source: std::io::Error::other(err.to_string()),
             })??
@@ -98,16 +98,16 @@ async fn await_ready(
         notice = ready.next_notice() => notice?,
         exit = exit_rx.wait_for(Option::is_some) => {
             let exit = exit.map(|e| e.clone().unwrap_or(ProcessExit::Unknown)).unwrap_or(ProcessExit::Unknown);
-            return Err(Error::ExitedDuringBoot { vm_id, exit, console: console() });
+            return Err(ActorError::ExitedDuringBoot { vm_id, exit, console: console() });
         }
         () = tokio::time::sleep(timeout) => {
-            return Err(Error::BootTimeout { vm_id, seconds: timeout.as_secs(), console: console() });
+            return Err(ActorError::BootTimeout { vm_id, seconds: timeout.as_secs(), console: console() });
         }
     };
     match notice {
         GuestNotice::Ready(_) => {}
         GuestNotice::BootFailed(failure) => {
-            return Err(Error::GuestBootFailed {
+            return Err(ActorError::GuestBootFailed {
                 vm_id,
                 stage: failure.stage,
                 errno: failure.errno,

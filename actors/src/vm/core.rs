@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{ActorError, Result};
 use crate::process::ProcessExit;
 
 /// Where a VM is in its life.
@@ -127,7 +127,7 @@ impl VmCore {
     /// Created -> Booting.
     pub fn begin_boot(&mut self) -> Result<()> {
         if self.info.state != VmState::Created {
-            return Err(Error::NotRunning {
+            return Err(ActorError::NotRunning {
                 vm_id: self.info.vm_id.clone(),
                 state: self.info.state,
             });
@@ -155,7 +155,7 @@ impl VmCore {
         if self.info.state == VmState::Running {
             Ok(())
         } else {
-            Err(Error::NotRunning {
+            Err(ActorError::NotRunning {
                 vm_id: self.info.vm_id.clone(),
                 state: self.info.state,
             })

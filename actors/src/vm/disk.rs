@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::error::{Error, Result};
+use crate::error::{ActorError, Result};
 
 /// Creates a sparse ext4 image of `size_mib` at `path` (which must not exist).
 pub fn create_data_disk(mkfs: &Path, path: &Path, size_mib: u64) -> Result<()> {
@@ -16,22 +16,22 @@ pub fn create_data_disk(mkfs: &Path, path: &Path, size_mib: u64) -> Result<()> {
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|err| Error::host_io("creating the data disk", path, err))?;
+        .map_err(|err| ActorError::host_io("creating the data disk", path, err))?;
     file.set_len(size_mib * 1024 * 1024)
-        .map_err(|err| Error::host_io("sizing the data disk", path, err))?;
+        .map_err(|err| ActorError::host_io("sizing the data disk", path, err))?;
     drop(file);
     let output = Command::new(mkfs)
         .args(["-q", "-F", "-b", "4096", "-T", "default", "-L", "pyro-data"])
         .args(["-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"])
         .arg(path)
         .output()
-        .map_err(|source| Error::Spawn {
+        .map_err(|source| ActorError::Spawn {
             program: mkfs.display().to_string(),
             source,
         })?;
     if !output.status.success() {
         let _ = std::fs::remove_file(path);
-        return Err(Error::HostCommand {
+        return Err(ActorError::HostCommand {
             program: "mkfs.ext4".to_owned(),
             status: output.status.to_string(),
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),

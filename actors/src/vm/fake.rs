@@ -22,7 +22,7 @@ use pyro_guest_protocol::{
 use tokio::sync::watch;
 
 use super::backend::{ExitFuture, LaunchedVm, VmSpec, Vmm};
-use crate::error::{Error, Result};
+use crate::error::{ActorError, Result};
 use crate::process::ProcessExit;
 
 /// How the fake guest behaves.
@@ -114,11 +114,11 @@ impl Vmm for FakeVmm {
     fn launch(&self, spec: &VmSpec) -> Result<Box<dyn LaunchedVm>> {
         self.launches.fetch_add(1, Ordering::SeqCst);
         std::fs::create_dir_all(&spec.run_dir)
-            .map_err(|err| Error::host_io("creating", &spec.run_dir, err))?;
+            .map_err(|err| ActorError::host_io("creating", &spec.run_dir, err))?;
         let socket = spec.vsock_socket();
         let _ = std::fs::remove_file(&socket);
         let listener = UnixListener::bind(&socket)
-            .map_err(|err| Error::host_io("listening on", &socket, err))?;
+            .map_err(|err| ActorError::host_io("listening on", &socket, err))?;
         let (exit_tx, exit_rx) = watch::channel(None);
         let state = Arc::new(FakeVmState {
             socket: socket.clone(),
@@ -131,7 +131,7 @@ impl Vmm for FakeVmm {
         let boot = self.boot.clone();
         let ready_socket = spec.ready_socket();
         let thread_state = Arc::clone(&state);
-        std::thread::spawn(move || fake_guest(listener, &ready_socket, &boot, &thread_state));
+        std::thread::spawn(move || fake_guest(&listener, &ready_socket, &boot, &thread_state));
         if self.boot == FakeBoot::Crashes {
             state.exit(ProcessExit::Code(1));
         }
@@ -144,7 +144,7 @@ impl Vmm for FakeVmm {
 }
 
 fn fake_guest(
-    listener: UnixListener,
+    listener: &UnixListener,
     ready_socket: &std::path::Path,
     boot: &FakeBoot,
     state: &Arc<FakeVmState>,

@@ -41,7 +41,7 @@ pub use self::messages::{GetVmInfo, OpenGuest, StartVm, StopVm, VmEvent, VmEvent
 
 use self::boot::{tear_down, Booted, CONSOLE_LINES};
 use self::core::{ExitDisposition, StopPlan};
-use crate::error::{Error, Result};
+use crate::error::{ActorError, Result};
 use crate::process::ProcessExit;
 use crate::vsock::{AgentUnresponsive, GuestConnection, OpenChannel, StopBridge, VsockBridgeActor};
 
@@ -231,7 +231,7 @@ impl Handler<OpenGuest> for VmActor {
             self.running
                 .as_ref()
                 .map(|r| r.bridge.clone())
-                .ok_or_else(|| Error::NotRunning {
+                .ok_or_else(|| ActorError::NotRunning {
                     vm_id: self.spec.vm_id.clone(),
                     state: self.core.state(),
                 })
@@ -242,7 +242,7 @@ impl Handler<OpenGuest> for VmActor {
             bridge
                 .send(OpenChannel)
                 .await
-                .map_err(|_| Error::ActorGone {
+                .map_err(|_| ActorError::ActorGone {
                     what: format!("the vsock bridge of vm {vm_id}"),
                 })?
         })
@@ -270,7 +270,7 @@ impl Handler<StopVm> for VmActor {
                             .wait_for(Option::is_some)
                             .await
                             .map(|_| ())
-                            .map_err(|_| Error::ActorGone {
+                            .map_err(|_| ActorError::ActorGone {
                                 what: format!("the exit watcher of vm {vm_id}"),
                             })
                     };

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::{ExitFuture, LaunchedVm, VmSpec, Vmm, DATA_DISK_SERIAL, ROOT_DISK_SERIAL};
 use super::console;
-use crate::error::{Error, Result};
+use crate::error::{ActorError, Result};
 use crate::process::{ProcessExit, TrackedProcess};
 
 /// How long the sidecar has to create its vhost-user socket.
@@ -152,7 +152,7 @@ fn vhost_socket(spec: &VmSpec) -> PathBuf {
 }
 
 fn log_file(path: &Path) -> Result<File> {
-    File::create(path).map_err(|err| Error::host_io("creating", path, err))
+    File::create(path).map_err(|err| ActorError::host_io("creating", path, err))
 }
 
 impl Vmm for QemuVmm {
@@ -165,7 +165,7 @@ impl Vmm for QemuVmm {
             .recursive(true)
             .mode(0o700)
             .create(&spec.run_dir)
-            .map_err(|err| Error::host_io("creating", &spec.run_dir, err))?;
+            .map_err(|err| ActorError::host_io("creating", &spec.run_dir, err))?;
         let vhost = vhost_socket(spec);
         for stale in [&vhost, &spec.vsock_socket()] {
             let _ = std::fs::remove_file(stale);
@@ -186,7 +186,7 @@ impl Vmm for QemuVmm {
                 .stderr(log_file(&sidecar_log)?)
                 .process_group(0),
         )
-        .map_err(|source| Error::Spawn {
+        .map_err(|source| ActorError::Spawn {
             program: self.config.sidecar.display().to_string(),
             source,
         })?;
@@ -211,7 +211,7 @@ impl Vmm for QemuVmm {
             Err(source) => {
                 sidecar.kill();
                 let _ = sidecar.try_reap();
-                return Err(Error::Spawn {
+                return Err(ActorError::Spawn {
                     program: self.config.qemu.display().to_string(),
                     source,
                 });
@@ -235,7 +235,7 @@ fn wait_for_socket(socket: &Path, sidecar: &TrackedProcess, log: &Path) -> Resul
             return Ok(());
         }
         if let Some(exit) = sidecar.try_reap() {
-            return Err(Error::SidecarNotReady {
+            return Err(ActorError::SidecarNotReady {
                 detail: format!(
                     "it exited with {exit}: {}",
                     console::tail(log, 5).replace('\n', " | ")
@@ -243,7 +243,7 @@ fn wait_for_socket(socket: &Path, sidecar: &TrackedProcess, log: &Path) -> Resul
             });
         }
         if Instant::now() >= deadline {
-            return Err(Error::SidecarNotReady {
+            return Err(ActorError::SidecarNotReady {
                 detail: format!(
                     "{} did not appear within {}s: {}",
                     socket.display(),

@@ -98,7 +98,7 @@ async fn a_second_start_is_refused() {
     assert!(
         matches!(
             err,
-            Error::NotRunning {
+            ActorError::NotRunning {
                 state: VmState::Running,
                 ..
             }
@@ -115,7 +115,7 @@ async fn a_guest_boot_failure_is_reported_with_its_stage() {
     let vm = start(&vmm, &dir, Duration::from_secs(5));
     let err = vm.send(StartVm).await.unwrap().unwrap_err();
     match &err {
-        Error::GuestBootFailed {
+        ActorError::GuestBootFailed {
             stage,
             errno,
             console,
@@ -137,7 +137,7 @@ async fn a_silent_guest_times_out_and_is_killed() {
     let vmm = FakeVmm::new(FakeBoot::Silent);
     let vm = start(&vmm, &dir, Duration::from_millis(200));
     let err = vm.send(StartVm).await.unwrap().unwrap_err();
-    assert!(matches!(err, Error::BootTimeout { .. }), "{err}");
+    assert!(matches!(err, ActorError::BootTimeout { .. }), "{err}");
     assert_eq!(vmm.live_vms(), 0, "the timed-out VM was killed");
 }
 
@@ -147,7 +147,7 @@ async fn a_vmm_that_dies_during_boot_is_reported() {
     let vmm = FakeVmm::new(FakeBoot::Crashes);
     let vm = start(&vmm, &dir, Duration::from_secs(5));
     let err = vm.send(StartVm).await.unwrap().unwrap_err();
-    assert!(matches!(err, Error::ExitedDuringBoot { .. }), "{err}");
+    assert!(matches!(err, ActorError::ExitedDuringBoot { .. }), "{err}");
 }
 
 #[actix_rt::test]
@@ -178,7 +178,7 @@ async fn a_crash_while_running_tells_the_owner_and_refuses_new_work() {
     let info = vm.send(GetVmInfo).await.unwrap();
     assert_eq!(info.state, VmState::Stopped);
     let err = vm.send(OpenGuest).await.unwrap().unwrap_err();
-    assert!(matches!(err, Error::NotRunning { .. }), "{err}");
+    assert!(matches!(err, ActorError::NotRunning { .. }), "{err}");
     vm.send(StopVm).await.unwrap().unwrap();
 }
 

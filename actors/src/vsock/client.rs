@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::error::{Error, Result};
+use crate::error::{ActorError, Result};
 
 /// Connecting to the Unix socket and getting `OK` back.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,7 +49,7 @@ impl GuestConnection {
     pub async fn connect_port(socket: &Path, port: u32) -> Result<Self> {
         let mut stream = within(CONNECT_TIMEOUT, "connecting", UnixStream::connect(socket))
             .await?
-            .map_err(|source| Error::ChannelConnect {
+            .map_err(|source| ActorError::ChannelConnect {
                 socket: socket.to_owned(),
                 source,
             })?;
@@ -68,11 +68,11 @@ impl GuestConnection {
             .recv_within(HANDSHAKE_TIMEOUT, "exchanging hellos")
             .await?;
         if hello.magic != MAGIC {
-            return Err(Error::Channel(ProtocolError::BadMagic));
+            return Err(ActorError::Channel(ProtocolError::BadMagic));
         }
         if hello.version == 0 {
             let ours = ClientHello::current();
-            return Err(Error::Channel(ProtocolError::VersionMismatch {
+            return Err(ActorError::Channel(ProtocolError::VersionMismatch {
                 ours_min: ours.min_version,
                 ours_max: ours.max_version,
                 theirs_min: 0,
@@ -90,11 +90,11 @@ impl GuestConnection {
 
     /// Sends one frame.
     pub async fn send<T: Serialize>(&mut self, message: &T) -> Result<()> {
-        let frame = encode(message).map_err(Error::Channel)?;
+        let frame = encode(message).map_err(ActorError::Channel)?;
         self.stream
             .write_all(&frame)
             .await
-            .map_err(|err| Error::Channel(ProtocolError::Io(err)))
+            .map_err(|err| ActorError::Channel(ProtocolError::Io(err)))
     }
 
     /// Reads one frame, however long it takes.
@@ -103,23 +103,23 @@ impl GuestConnection {
         match self.stream.read_exact(&mut header).await {
             Ok(_) => {}
             Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(Error::Channel(ProtocolError::Closed))
+                return Err(ActorError::Channel(ProtocolError::Closed))
             }
-            Err(err) => return Err(Error::Channel(ProtocolError::Io(err))),
+            Err(err) => return Err(ActorError::Channel(ProtocolError::Io(err))),
         }
-        let len = body_len(header).map_err(Error::Channel)?;
+        let len = body_len(header).map_err(ActorError::Channel)?;
         let mut body = vec![0u8; len];
         self.stream.read_exact(&mut body).await.map_err(|err| {
             if err.kind() == std::io::ErrorKind::UnexpectedEof {
-                Error::Channel(ProtocolError::Truncated {
+                ActorError::Channel(ProtocolError::Truncated {
                     read: 0,
                     expected: len,
                 })
             } else {
-                Error::Channel(ProtocolError::Io(err))
+                ActorError::Channel(ProtocolError::Io(err))
             }
         })?;
-        decode(&body).map_err(Error::Channel)
+        decode(&body).map_err(ActorError::Channel)
     }
 
     /// Reads one frame within `limit`.
@@ -150,7 +150,7 @@ impl GuestConnection {
             .recv_within(QUICK_REPLY_TIMEOUT, "waiting for power-off")
             .await
         {
-            Ok(Response::Done) | Err(Error::Channel(ProtocolError::Closed)) => Ok(()),
+            Ok(Response::Done) | Err(ActorError::Channel(ProtocolError::Closed)) => Ok(()),
             Ok(other) => Err(unexpected("waiting for power-off", &other)),
             Err(err) => Err(err),
         }
@@ -164,7 +164,7 @@ impl GuestConnection {
             .await?
         {
             Response::ExecStarted { pid } => Ok(ExecStream { conn: self, pid }),
-            Response::Error(err) => Err(Error::Guest {
+            Response::Error(err) => Err(ActorError::Guest {
                 kind: err.kind,
                 message: err.message,
             }),
@@ -200,7 +200,7 @@ impl ExecStream {
         match self.conn.recv::<Response>().await? {
             Response::Output { stream, data } => Ok(ExecEvent::Output(stream, data)),
             Response::ExecExited(status) => Ok(ExecEvent::Exited(status)),
-            Response::Error(err) => Err(Error::Guest {
+            Response::Error(err) => Err(ActorError::Guest {
                 kind: err.kind,
                 message: err.message,
             }),
@@ -242,14 +242,14 @@ async fn hybrid_connect(stream: &mut UnixStream, port: u32) -> Result<()> {
     }
 }
 
-fn refused(port: u32, detail: &str) -> Error {
-    Error::ChannelRefused {
+fn refused(port: u32, detail: &str) -> ActorError {
+    ActorError::ChannelRefused {
         port,
         detail: detail.to_owned(),
     }
 }
 
-fn unexpected(during: &'static str, got: &Response) -> Error {
+fn unexpected(during: &'static str, got: &Response) -> ActorError {
     let got = match got {
         Response::Pong { .. } => "pong",
         Response::ExecStarted { .. } => "exec-started",
@@ -258,7 +258,7 @@ fn unexpected(during: &'static str, got: &Response) -> Error {
         Response::Error(_) => "error",
         Response::Done => "done",
     };
-    Error::UnexpectedFrame {
+    ActorError::UnexpectedFrame {
         during,
         got: got.to_owned(),
     }
@@ -271,7 +271,7 @@ async fn within<F: std::future::Future>(
 ) -> Result<F::Output> {
     tokio::time::timeout(limit, fut)
         .await
-        .map_err(|_| Error::ChannelTimeout {
+        .map_err(|_| ActorError::ChannelTimeout {
             during,
             seconds: limit.as_secs(),
         })

@@ -14,7 +14,7 @@ use pyro_guest_protocol::{body_len, decode, GuestNotice};
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixListener;
 
-use crate::error::{Error, Result};
+use crate::error::{ActorError, Result};
 
 /// How long a connected guest has to send its notice.
 const NOTICE_READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,12 +32,12 @@ impl ReadyListener {
         match std::fs::remove_file(path) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(Error::host_io("removing the stale socket", path, err)),
+            Err(err) => return Err(ActorError::host_io("removing the stale socket", path, err)),
         }
-        let listener =
-            UnixListener::bind(path).map_err(|err| Error::host_io("listening on", path, err))?;
+        let listener = UnixListener::bind(path)
+            .map_err(|err| ActorError::host_io("listening on", path, err))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|err| Error::host_io("restricting", path, err))?;
+            .map_err(|err| ActorError::host_io("restricting", path, err))?;
         Ok(Self {
             listener,
             path: path.to_owned(),
@@ -57,7 +57,7 @@ impl ReadyListener {
                 .listener
                 .accept()
                 .await
-                .map_err(|err| Error::host_io("accepting on", &self.path, err))?;
+                .map_err(|err| ActorError::host_io("accepting on", &self.path, err))?;
             let read = tokio::time::timeout(NOTICE_READ_TIMEOUT, async {
                 let mut header = [0u8; 4];
                 stream.read_exact(&mut header).await.ok()?;
