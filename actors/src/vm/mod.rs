@@ -277,7 +277,7 @@ impl Handler<StopVm> for VmActor {
                     match tokio::time::timeout(POWER_OFF_GRACE, powered_off).await {
                         Ok(Ok(())) => {}
                         Ok(Err(err)) => {
-                            tracing::debug!(%vm_id, error = %err, "graceful power-off failed; killing")
+                            tracing::debug!(%vm_id, error = %err, "graceful power-off failed; killing");
                         }
                         Err(_) => tracing::debug!(%vm_id, "power-off timed out; killing"),
                     }

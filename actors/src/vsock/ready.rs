@@ -70,10 +70,10 @@ impl ReadyListener {
             match read {
                 Ok(Some(notice)) => return Ok(notice),
                 Ok(None) => {
-                    tracing::warn!(socket = %self.path.display(), "dropped a malformed guest notice")
+                    tracing::warn!(socket = %self.path.display(), "dropped a malformed guest notice");
                 }
                 Err(_) => {
-                    tracing::warn!(socket = %self.path.display(), "a guest notice connection stayed silent")
+                    tracing::warn!(socket = %self.path.display(), "a guest notice connection stayed silent");
                 }
             }
         }
