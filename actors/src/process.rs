@@ -79,6 +79,12 @@ impl TrackedProcess {
         self.pid
     }
 
+    /// The kernel's start time of this process (clock ticks since boot),
+    /// which tells it apart from a later process that reuses its PID.
+    pub fn start_time(&self) -> Option<u64> {
+        start_time_of(self.pid)
+    }
+
     /// What this process is, for logs (`qemu`, `vhost-device-vsock`).
     pub fn name(&self) -> &'static str {
         self.name
@@ -160,6 +166,65 @@ impl TrackedProcess {
     }
 }
 
+/// The start time (clock ticks since boot) of process `pid`, if it exists.
+pub fn start_time_of(pid: u32) -> Option<u64> {
+    let pid = i32::try_from(pid).ok()?;
+    procfs::process::Process::new(pid)
+        .ok()?
+        .stat()
+        .ok()
+        .map(|stat| stat.starttime)
+}
+
+/// One line of a VM's process ledger: `<name> <pid> <start time>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// What the process is.
+    pub name: String,
+    /// Its PID.
+    pub pid: u32,
+    /// Its start time, to guard against PID reuse.
+    pub start_time: u64,
+}
+
+impl LedgerEntry {
+    /// Renders the entry as one line.
+    pub fn line(&self) -> String {
+        format!("{} {} {}", self.name, self.pid, self.start_time)
+    }
+
+    /// Parses a line written by [`LedgerEntry::line`].
+    pub fn parse(line: &str) -> Option<Self> {
+        let mut parts = line.split_whitespace();
+        let entry = Self {
+            name: parts.next()?.to_owned(),
+            pid: parts.next()?.parse().ok()?,
+            start_time: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(entry)
+    }
+
+    /// Whether this exact process (same PID and start time) still runs.
+    pub fn is_alive(&self) -> bool {
+        start_time_of(self.pid) == Some(self.start_time)
+    }
+
+    /// Kills the process if it is still the one recorded.
+    pub fn kill_if_alive(&self) -> bool {
+        if !self.is_alive() {
+            return false;
+        }
+        match TrackedProcess::open("ledger", self.pid) {
+            // Re-check after opening the pidfd: from here on the pidfd pins it.
+            Ok(process) if start_time_of(self.pid) == Some(self.start_time) => {
+                process.kill();
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +236,32 @@ mod tests {
         assert_eq!(process.wait().await.unwrap(), ProcessExit::Code(7));
         // Signalling an exited, reaped process is not an error.
         process.signal(libc::SIGTERM).unwrap();
+    }
+
+    #[tokio::test]
+    async fn ledger_entries_only_match_the_same_process() {
+        let process = TrackedProcess::spawn("sleep", Command::new("sleep").arg("30")).unwrap();
+        let entry = LedgerEntry {
+            name: "sleep".into(),
+            pid: process.pid(),
+            start_time: process.start_time().unwrap(),
+        };
+        assert_eq!(LedgerEntry::parse(&entry.line()), Some(entry.clone()));
+        let stale = LedgerEntry {
+            start_time: entry.start_time + 1,
+            ..entry.clone()
+        };
+        assert!(
+            !stale.is_alive(),
+            "a different start time is a different process"
+        );
+        assert!(!stale.kill_if_alive());
+        assert!(entry.kill_if_alive());
+        assert_eq!(
+            process.wait().await.unwrap(),
+            ProcessExit::Signal(libc::SIGKILL)
+        );
+        assert!(!entry.is_alive());
     }
 
     #[tokio::test]

@@ -31,6 +31,27 @@ pub struct OpenGuest;
 #[rtype(result = "Result<()>")]
 pub struct StopVm;
 
+/// Wait, at most `within`, for the VMM to exit. Answers how it ended and the
+/// console's last lines if it did, `None` if it is still running.
+///
+/// Used after a guest channel breaks, to tell "the VM died" from a network
+/// hiccup.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<VmExitReport>")]
+pub struct AwaitExit {
+    /// How long to wait.
+    pub within: std::time::Duration,
+}
+
+/// How a VM ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmExitReport {
+    /// How the VMM process ended.
+    pub exit: String,
+    /// The last console lines.
+    pub console: String,
+}
+
 /// The VM's status.
 #[derive(Debug, Message)]
 #[rtype(result = "VmInfo")]

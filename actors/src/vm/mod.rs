@@ -37,7 +37,9 @@ use tokio::sync::watch;
 
 pub use self::backend::{LaunchedVm, VmSpec, Vmm};
 pub use self::core::{VmCore, VmInfo, VmState};
-pub use self::messages::{GetVmInfo, OpenGuest, StartVm, StopVm, VmEvent, VmEventKind, VmReady};
+pub use self::messages::{
+    AwaitExit, GetVmInfo, OpenGuest, StartVm, StopVm, VmEvent, VmEventKind, VmExitReport, VmReady,
+};
 
 use self::boot::{tear_down, Booted, CONSOLE_LINES};
 use self::core::{ExitDisposition, StopPlan};
@@ -301,6 +303,29 @@ fn stop_after_reply() -> ResponseActFuture<VmActor, Result<()>> {
             Ok(())
         }),
     )
+}
+
+impl Handler<AwaitExit> for VmActor {
+    type Result = ResponseFuture<Option<VmExitReport>>;
+
+    fn handle(&mut self, msg: AwaitExit, _ctx: &mut Self::Context) -> Self::Result {
+        let Some(running) = self.running.as_ref() else {
+            return Box::pin(async { None });
+        };
+        let mut exit_rx = running.exit_rx.clone();
+        let launched = Arc::clone(&running.launched);
+        Box::pin(async move {
+            let exit = tokio::time::timeout(msg.within, exit_rx.wait_for(Option::is_some))
+                .await
+                .ok()?
+                .ok()?
+                .clone()?;
+            Some(VmExitReport {
+                exit: exit.to_string(),
+                console: launched.console_tail(CONSOLE_LINES),
+            })
+        })
+    }
 }
 
 impl Handler<GetVmInfo> for VmActor {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use super::backend::{ExitFuture, LaunchedVm, VmSpec, Vmm, DATA_DISK_SERIAL, ROOT_DISK_SERIAL};
 use super::console;
 use crate::error::{ActorError, Result};
-use crate::process::{ProcessExit, TrackedProcess};
+use crate::process::{LedgerEntry, ProcessExit, TrackedProcess};
 
 /// How long the sidecar has to create its vhost-user socket.
 const SIDECAR_READY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -218,6 +218,7 @@ impl Vmm for QemuVmm {
             }
         };
         tracing::debug!(vm_id = %spec.vm_id, qemu_pid = qemu.pid(), sidecar_pid = sidecar.pid(), "qemu launched");
+        write_ledger(&spec.run_dir, &[&qemu, &sidecar]);
         Ok(Box::new(QemuVm {
             qemu,
             sidecar,
@@ -225,6 +226,30 @@ impl Vmm for QemuVmm {
             console: spec.console_log(),
             qemu_log,
         }))
+    }
+}
+
+/// The file in a VM's run directory naming its processes, so a supervisor
+/// that restarts can find and stop what a dead one left running.
+pub const LEDGER_FILE: &str = "processes";
+
+fn write_ledger(run_dir: &Path, processes: &[&TrackedProcess]) {
+    let lines: Vec<String> = processes
+        .iter()
+        .filter_map(|process| {
+            Some(
+                LedgerEntry {
+                    name: process.name().to_owned(),
+                    pid: process.pid(),
+                    start_time: process.start_time()?,
+                }
+                .line(),
+            )
+        })
+        .collect();
+    let path = run_dir.join(LEDGER_FILE);
+    if let Err(err) = std::fs::write(&path, lines.join("\n") + "\n") {
+        tracing::warn!(path = %path.display(), %err, "cannot write the process ledger");
     }
 }
 

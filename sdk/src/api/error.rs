@@ -80,6 +80,9 @@ pub struct ErrorBody {
     /// What to do about it, when there is something to do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// Multi-line context, such as the last lines of a guest console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl ErrorBody {
@@ -91,6 +94,7 @@ impl ErrorBody {
             messages: vec![message.clone()],
             message,
             hint: None,
+            detail: None,
         }
     }
 
@@ -117,6 +121,7 @@ impl ErrorBody {
             message: messages.first().cloned().unwrap_or_default(),
             messages,
             hint: None,
+            detail: None,
         }
     }
 

@@ -33,7 +33,10 @@ pub use error::{ErrorBody, ErrorCode};
 pub use run::{
     Cleanup, OutputChunk, PhaseChange, RunEvent, RunPhase, RunRequest, RunSummary, StreamName,
 };
-pub use system::{BackendChoice, DoctorIssue, DoctorReport, Health, KvmStatus, ToolStatus};
+pub use system::{
+    BackendChoice, Capabilities, DoctorIssue, DoctorReport, Health, KvmStatus, Networking,
+    ToolStatus,
+};
 
 /// The API version prefix.
 pub const API_PREFIX: &str = "/v1";

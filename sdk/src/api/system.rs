@@ -36,8 +36,32 @@ pub struct DoctorReport {
     pub data_dir: String,
     /// Every catalog environment and whether it is installed.
     pub environments: Vec<EnvironmentInfo>,
+    /// What guests can do here.
+    pub capabilities: Capabilities,
+    /// Host networking prerequisites (for network policies other than off).
+    pub networking: Networking,
     /// Problems, each with its fix.
     pub issues: Vec<DoctorIssue>,
+}
+
+/// What guests can do on this host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// A guest can boot.
+    pub vm_boot: bool,
+    /// Commands can run in a guest.
+    pub guest_exec: bool,
+    /// Guests can reach the network (not offered by this version).
+    pub guest_network: bool,
+}
+
+/// Host networking prerequisites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Networking {
+    /// `/dev/net/tun` exists.
+    pub tun: bool,
+    /// `net.ipv4.ip_forward` is 1.
+    pub ip_forward: bool,
 }
 
 /// What the host's KVM device allows.

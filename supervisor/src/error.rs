@@ -1,0 +1,217 @@
+//! The supervisor's error type, and how each error reaches clients: a stable
+//! code, the message chain, a hint, and (for guest failures) the console.
+
+use std::path::PathBuf;
+
+use pyro_actors::ActorError;
+use pyro_sdk::api::{ErrorBody, ErrorCode};
+
+use crate::environment::EnvironmentError;
+
+/// Everything the supervisor can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    /// A host file operation failed.
+    #[error("{action} {} failed", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A guest binary could not be read.
+    #[error("reading the guest binary {} failed", path.display())]
+    GuestBinary {
+        /// The binary.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// pyro-init and pyro-guest-agent were not found.
+    #[error(
+        "the guest binaries (pyro-init, pyro-guest-agent) were not found (looked in {looked})"
+    )]
+    GuestBinariesMissing {
+        /// Where we looked.
+        looked: String,
+    },
+    /// An environment operation failed.
+    #[error(transparent)]
+    Environment(#[from] EnvironmentError),
+    /// A VM operation failed.
+    #[error(transparent)]
+    Actor(#[from] ActorError),
+    /// Another supervisor owns this state directory.
+    #[error("another pyro supervisor is already running for {}", socket.display())]
+    AlreadyRunning {
+        /// Its socket.
+        socket: PathBuf,
+    },
+    /// The API socket could not be bound.
+    #[error("listening on {} failed", socket.display())]
+    Bind {
+        /// The socket.
+        socket: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A request field is invalid.
+    #[error("{message}")]
+    InvalidRequest {
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// The VM does not exist.
+    #[error("vm '{vm_id}' does not exist")]
+    UnknownVm {
+        /// The id asked for.
+        vm_id: String,
+    },
+    /// The running-VM limit was reached.
+    #[error("{running} VMs are already running, the limit is {limit}")]
+    LimitReached {
+        /// The limit.
+        limit: usize,
+        /// How many run.
+        running: usize,
+    },
+    /// The host cannot run guests.
+    #[error("no VM backend can run here: {reason}")]
+    BackendUnavailable {
+        /// What is missing.
+        reason: String,
+    },
+    /// A one-shot run outlived its time to live.
+    #[error("vm {vm_id} outlived its time to live of {seconds}s and was deleted")]
+    TtlExpired {
+        /// The VM.
+        vm_id: String,
+        /// The TTL.
+        seconds: u64,
+    },
+    /// An actor the request needed is gone.
+    #[error("{what} is shutting down")]
+    ActorGone {
+        /// What.
+        what: String,
+    },
+}
+
+impl SupervisorError {
+    /// A wrapper for host I/O failures.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The stable code clients see.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Io { .. } | Self::GuestBinary { .. } | Self::Bind { .. } => ErrorCode::Internal,
+            Self::GuestBinariesMissing { .. } | Self::BackendUnavailable { .. } => {
+                ErrorCode::BackendUnavailable
+            }
+            Self::Environment(err) => environment_code(err),
+            Self::Actor(err) => actor_code(err),
+            Self::AlreadyRunning { .. } => ErrorCode::Conflict,
+            Self::InvalidRequest { .. } => ErrorCode::InvalidArgument,
+            Self::UnknownVm { .. } => ErrorCode::UnknownVm,
+            Self::LimitReached { .. } => ErrorCode::LimitReached,
+            Self::TtlExpired { .. } => ErrorCode::GuestUnavailable,
+            Self::ActorGone { .. } => ErrorCode::SupervisorUnavailable,
+        }
+    }
+
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::GuestBinariesMissing { .. } => Some(
+                "run scripts/setup (it builds and installs pyro-init and pyro-guest-agent), or set PYRO_GUEST_DIR"
+                    .to_owned(),
+            ),
+            Self::BackendUnavailable { .. } => Some("run `pyro doctor` to see what to install".to_owned()),
+            Self::LimitReached { .. } => Some(
+                "wait for a run to finish or delete a workspace; raise the limit with PYRO_MAX_RUNNING_VMS".to_owned(),
+            ),
+            Self::Environment(err) => environment_hint(err),
+            Self::Actor(err) => actor_hint(err),
+            _ => None,
+        }
+    }
+
+    /// The error as clients see it.
+    pub fn to_body(&self) -> ErrorBody {
+        let mut body = ErrorBody::from_error(self.code(), self);
+        body.hint = self.hint();
+        if let Self::Actor(err) = self {
+            body.detail = err
+                .console()
+                .map(|console| format!("last guest console lines:\n{console}"));
+        }
+        body
+    }
+}
+
+fn environment_code(err: &EnvironmentError) -> ErrorCode {
+    match err {
+        EnvironmentError::UnknownEnvironment { .. } => ErrorCode::UnknownEnvironment,
+        _ => ErrorCode::EnvironmentInstallFailed,
+    }
+}
+
+fn environment_hint(err: &EnvironmentError) -> Option<String> {
+    match err {
+        EnvironmentError::UnknownEnvironment { .. } => Some("list them with `pyro env list`".to_owned()),
+        _ => Some("see `pyro doctor`; building environments needs mmdebstrap and access to the Debian mirror".to_owned()),
+    }
+}
+
+fn actor_code(err: &ActorError) -> ErrorCode {
+    match err {
+        ActorError::MissingProgram { .. } => ErrorCode::BackendUnavailable,
+        ActorError::HostIo { .. } | ActorError::Spawn { .. } | ActorError::HostCommand { .. } => {
+            ErrorCode::Internal
+        }
+        ActorError::SidecarNotReady { .. }
+        | ActorError::ExitedDuringBoot { .. }
+        | ActorError::GuestBootFailed { .. }
+        | ActorError::BootTimeout { .. } => ErrorCode::VmBootFailed,
+        ActorError::NotRunning { .. } => ErrorCode::Conflict,
+        ActorError::VmDied { .. }
+        | ActorError::ChannelConnect { .. }
+        | ActorError::ChannelRefused { .. }
+        | ActorError::ChannelTimeout { .. }
+        | ActorError::Channel(_)
+        | ActorError::UnexpectedFrame { .. } => ErrorCode::GuestUnavailable,
+        ActorError::Guest { .. } => ErrorCode::GuestError,
+        ActorError::ActorGone { .. } => ErrorCode::SupervisorUnavailable,
+    }
+}
+
+fn actor_hint(err: &ActorError) -> Option<String> {
+    match err {
+        ActorError::MissingProgram { .. } => Some("run `pyro doctor`".to_owned()),
+        ActorError::SidecarNotReady { .. } => Some(format!(
+            "check vhost-device-vsock with `pyro doctor`; reinstall it with `{}`",
+            crate::host::SIDECAR_INSTALL
+        )),
+        ActorError::ExitedDuringBoot { .. }
+        | ActorError::GuestBootFailed { .. }
+        | ActorError::BootTimeout { .. } => Some(
+            "the guest console above shows how far the boot got; `pyro doctor` checks the host"
+                .to_owned(),
+        ),
+        ActorError::VmDied { .. } => {
+            Some("the VM process was killed or crashed; run the command again".to_owned())
+        }
+        _ => None,
+    }
+}
