@@ -25,16 +25,19 @@
 //!   the size limit, checked before allocating.
 //! - [`messages`]: the request, response and notice enums.
 //! - [`handshake`]: the version handshake structs and negotiation.
+//! - [`tree`]: tree manifests (entries with content hashes).
 
 pub mod codec;
 pub mod handshake;
 pub mod messages;
+pub mod tree;
 
 pub use codec::{
     body_len, decode, encode, read_frame, write_frame, ProtocolError, MAX_FRAME_BYTES,
 };
 pub use handshake::{negotiate, ClientHello, ServerHello, MAGIC};
 pub use messages::*;
+pub use tree::{EntryKind, ManifestEntry};
 
 /// The vsock port the guest agent listens on.
 pub const AGENT_PORT: u32 = 1024;
