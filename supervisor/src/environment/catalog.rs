@@ -59,7 +59,15 @@ static CATALOG: [CatalogEntry; 3] = [
         description: "Debian 12 environment with Git and common build tools preinstalled.",
         distribution: "debian",
         distribution_version: "12",
-        default_packages: &["bash", "coreutils", "git", "gcc", "make", "cmake", "python3"],
+        default_packages: &[
+            "bash",
+            "coreutils",
+            "git",
+            "gcc",
+            "make",
+            "cmake",
+            "python3",
+        ],
         included_packages: &[
             "git",
             "ca-certificates",
@@ -107,7 +115,10 @@ mod tests {
         for entry in catalog() {
             assert_eq!(lookup(entry.name).unwrap(), entry);
         }
-        assert_eq!(lookup("debian:12").unwrap().default_packages, ["bash", "coreutils", "git"]);
+        assert_eq!(
+            lookup("debian:12").unwrap().default_packages,
+            ["bash", "coreutils", "git"]
+        );
     }
 
     #[test]
@@ -123,9 +134,21 @@ mod tests {
     #[test]
     fn dir_names_follow_the_cache_layout_and_are_unique() {
         let names: Vec<String> = catalog().iter().map(CatalogEntry::dir_name).collect();
-        assert_eq!(names, ["debian_12-1.0.0", "debian_12-base-1.0.0", "debian_12-build-1.0.0"]);
+        assert_eq!(
+            names,
+            [
+                "debian_12-1.0.0",
+                "debian_12-base-1.0.0",
+                "debian_12-build-1.0.0"
+            ]
+        );
         for name in &names {
-            assert_eq!(lookup_by_dir_name(name).map(CatalogEntry::dir_name).as_ref(), Some(name));
+            assert_eq!(
+                lookup_by_dir_name(name)
+                    .map(CatalogEntry::dir_name)
+                    .as_ref(),
+                Some(name)
+            );
         }
         assert!(lookup_by_dir_name("debian_12-0.9.0").is_none());
     }
@@ -134,7 +157,10 @@ mod tests {
     fn every_entry_is_a_debian_12_minbase_with_procps() {
         for entry in catalog() {
             assert_eq!(entry.version, "1.0.0");
-            assert_eq!((entry.distribution, entry.distribution_version), ("debian", "12"));
+            assert_eq!(
+                (entry.distribution, entry.distribution_version),
+                ("debian", "12")
+            );
             assert!(entry.included_packages.contains(&"procps"));
             assert!(entry.default_packages.starts_with(&["bash", "coreutils"]));
         }

@@ -105,6 +105,17 @@ pub enum EnvironmentError {
         reason: String,
     },
 
+    /// A setting (environment variable) has an unusable value.
+    #[error("invalid {name} '{value}': {reason}")]
+    InvalidSetting {
+        /// The setting, e.g. `PYRO_DEBIAN_MIRROR`.
+        name: String,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A host program could not be started.
     #[error("failed to run {command}")]
     CommandSpawn {
