@@ -72,6 +72,7 @@ struct EphemeralVm {
     vm_id: String,
     addr: Addr<VmActor>,
     disk_dir: PathBuf,
+    run_dir: PathBuf,
 }
 
 async fn run(
@@ -144,6 +145,7 @@ async fn run(
         vm_id: vm_id.clone(),
         addr,
         disk_dir,
+        run_dir: runtime.settings.vm_run_dir().join(&vm_id),
     };
 
     let ttl = Duration::from_secs(request.ttl_seconds);
@@ -292,7 +294,8 @@ async fn vm_error(vm: &EphemeralVm, err: pyro_actors::ActorError) -> ErrorBody {
     }
 }
 
-/// Stops the VM, forgets it, removes its disk. Returns whether all went well.
+/// Stops the VM (which waits for its processes to be gone), forgets it,
+/// and removes its disk and runtime files. Returns whether all went well.
 async fn delete_vm(runtime: &Runtime, vm: &EphemeralVm) -> bool {
     let stopped = matches!(vm.addr.send(StopVm).await, Ok(Ok(())));
     let _ = runtime
@@ -302,6 +305,7 @@ async fn delete_vm(runtime: &Runtime, vm: &EphemeralVm) -> bool {
         })
         .await;
     remove_dir(vm.disk_dir.clone()).await;
+    remove_dir(vm.run_dir.clone()).await;
     stopped
 }
 

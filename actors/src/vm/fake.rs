@@ -253,6 +253,13 @@ fn serve(stream: UnixStream, state: &FakeVmState) {
                 }),
             )
         }
+        _ => write_frame(
+            &mut writer,
+            &Response::Error(pyro_guest_protocol::GuestError {
+                kind: pyro_guest_protocol::GuestErrorKind::InvalidRequest,
+                message: "the fake guest only serves ping, exec and power-off".to_owned(),
+            }),
+        ),
     };
 }
 

@@ -66,7 +66,9 @@ struct RunningVm {
     launched: Arc<dyn LaunchedVm>,
     exit_rx: watch::Receiver<Option<ProcessExit>>,
     bridge: Addr<VsockBridgeActor>,
-    cleaned_up: bool,
+    /// Becomes `true` once the processes are gone and sockets removed;
+    /// `None` until the teardown has been started.
+    torn_down: Option<watch::Receiver<bool>>,
 }
 
 impl VmActor {
@@ -146,7 +148,7 @@ impl VmActor {
             launched,
             exit_rx,
             bridge,
-            cleaned_up: false,
+            torn_down: None,
         });
         if stop_requested {
             ctx.notify(StopVm);
@@ -157,7 +159,7 @@ impl VmActor {
         }
     }
 
-    fn on_process_exit(&mut self, exit: &ProcessExit, ctx: &mut Context<Self>) {
+    fn on_process_exit(&mut self, exit: &ProcessExit, _ctx: &mut Context<Self>) {
         let console = self
             .running
             .as_ref()
@@ -166,7 +168,7 @@ impl VmActor {
         match self.core.process_exited(exit, Some(console.clone())) {
             ExitDisposition::Unexpected => {
                 tracing::warn!(vm_id = %self.spec.vm_id, %exit, "vm exited unexpectedly");
-                self.cleanup_in_background(ctx);
+                self.start_teardown();
                 self.notify_owner(VmEventKind::ExitedUnexpectedly {
                     exit: exit.to_string(),
                     console,
@@ -176,17 +178,33 @@ impl VmActor {
         }
     }
 
-    /// Stops the bridge and removes sockets, off the arbiter thread.
-    fn cleanup_in_background(&mut self, _ctx: &mut Context<Self>) {
-        if let Some(running) = self.running.as_mut() {
-            if running.cleaned_up {
-                return;
+    /// Starts the teardown (kill, wait, stop helpers, remove sockets) once,
+    /// off the arbiter thread, and returns a receiver that turns `true` when
+    /// it is done. `None` when nothing was ever launched.
+    fn start_teardown(&mut self) -> Option<watch::Receiver<bool>> {
+        let running = self.running.as_mut()?;
+        if let Some(done) = &running.torn_down {
+            return Some(done.clone());
+        }
+        let (done_tx, done_rx) = watch::channel(false);
+        running.torn_down = Some(done_rx.clone());
+        running.bridge.do_send(StopBridge);
+        let launched = Arc::clone(&running.launched);
+        let exit_rx = running.exit_rx.clone();
+        actix::spawn(async move {
+            tear_down(&launched, exit_rx).await;
+            let _ = done_tx.send(true);
+        });
+        Some(done_rx)
+    }
+
+    /// A future that resolves when the teardown (started now if needed) is done.
+    fn teardown_finished(&mut self) -> impl std::future::Future<Output = ()> + 'static {
+        let done = self.start_teardown();
+        async move {
+            if let Some(mut done) = done {
+                let _ = done.wait_for(|finished| *finished).await;
             }
-            running.cleaned_up = true;
-            running.bridge.do_send(StopBridge);
-            let launched = Arc::clone(&running.launched);
-            let exit_rx = running.exit_rx.clone();
-            actix::spawn(async move { tear_down(&launched, exit_rx).await });
         }
     }
 }
@@ -194,15 +212,15 @@ impl VmActor {
 impl Actor for VmActor {
     type Context = Context<Self>;
 
-    fn stopped(&mut self, ctx: &mut Self::Context) {
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
         // However the actor ends, nothing it started may outlive it.
         if let Some(running) = self.running.as_ref() {
-            if !running.cleaned_up {
+            if running.torn_down.is_none() {
                 tracing::debug!(vm_id = %self.spec.vm_id, "vm actor stopped; killing its processes");
                 running.launched.kill();
             }
         }
-        self.cleanup_in_background(ctx);
+        self.start_teardown();
     }
 }
 
@@ -257,10 +275,14 @@ impl Handler<StopVm> for VmActor {
     fn handle(&mut self, _msg: StopVm, _ctx: &mut Self::Context) -> Self::Result {
         match self.core.begin_stop() {
             StopPlan::Deferred | StopPlan::InProgress => Box::pin(actix::fut::ready(Ok(()))),
-            StopPlan::AlreadyStopped => stop_after_reply(),
+            StopPlan::AlreadyStopped => {
+                let finished = self.teardown_finished();
+                stop_when(finished.into_actor(self))
+            }
             StopPlan::PowerOff => {
                 let Some(running) = self.running.as_ref() else {
-                    return stop_after_reply();
+                    let finished = self.teardown_finished();
+                    return stop_when(finished.into_actor(self));
                 };
                 let socket = self.spec.vsock_socket();
                 let mut exit_rx = running.exit_rx.clone();
@@ -284,25 +306,25 @@ impl Handler<StopVm> for VmActor {
                         Err(_) => tracing::debug!(%vm_id, "power-off timed out; killing"),
                     }
                 };
-                Box::pin(stop.into_actor(self).map(|(), act, ctx| {
-                    act.cleanup_in_background(ctx);
+                let stop = stop.into_actor(self).then(|(), act: &mut VmActor, _ctx| {
                     act.core.stop_finished();
-                    ctx.stop();
-                    Ok(())
-                }))
+                    act.teardown_finished().into_actor(act)
+                });
+                stop_when(stop)
             }
         }
     }
 }
 
-/// Answers `Ok` and then ends the actor (stopping first would drop the reply).
-fn stop_after_reply() -> ResponseActFuture<VmActor, Result<()>> {
-    Box::pin(
-        actix::fut::ready(()).map(|(), _act: &mut VmActor, ctx: &mut Context<VmActor>| {
-            ctx.stop();
-            Ok(())
-        }),
-    )
+/// Once `work` is done, answers `Ok` and ends the actor (stopping first
+/// would drop the reply).
+fn stop_when(
+    work: impl ActorFuture<VmActor, Output = ()> + 'static,
+) -> ResponseActFuture<VmActor, Result<()>> {
+    Box::pin(work.map(|(), _act: &mut VmActor, ctx: &mut Context<VmActor>| {
+        ctx.stop();
+        Ok(())
+    }))
 }
 
 impl Handler<AwaitExit> for VmActor {

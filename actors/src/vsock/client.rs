@@ -257,6 +257,7 @@ fn unexpected(during: &'static str, got: &Response) -> ActorError {
         Response::ExecExited(_) => "exec-exited",
         Response::Error(_) => "error",
         Response::Done => "done",
+        _ => "a frame of another operation",
     };
     ActorError::UnexpectedFrame {
         during,
