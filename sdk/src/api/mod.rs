@@ -18,12 +18,15 @@
 //! | `POST /environments/prune` | | [`PruneResult`] |
 //! | `POST /run` | [`RunRequest`] | stream of [`RunEvent`] |
 //! | `POST /shutdown` | | `{}` |
+//!
+//! Workspace endpoints are listed in [`workspace`].
 
 mod command;
 mod environment;
 mod error;
 mod run;
 mod system;
+pub mod workspace;
 
 pub use command::{limits, CommandSpec};
 pub use environment::{
