@@ -26,7 +26,7 @@ use pyro_guest_protocol::{
     CHUNK_BYTES,
 };
 
-use crate::server::Connection;
+use crate::server::{Channel, Connection};
 
 /// Exit code reported when the timeout killed the command (as `timeout(1)`).
 pub const TIMEOUT_EXIT_CODE: i32 = 124;
@@ -47,7 +47,7 @@ enum Event {
 
 /// Runs `request`, streaming its output over `conn`, and ends with
 /// [`Response::ExecExited`] (or [`Response::Error`] when it cannot start).
-pub fn run(conn: &mut Connection, request: &ExecRequest) -> std::io::Result<()> {
+pub fn run<S: Channel>(conn: &mut Connection<S>, request: &ExecRequest) -> std::io::Result<()> {
     let mut command = match build_command(request) {
         Ok(command) => command,
         Err(error) => return conn.send(&Response::Error(error)),
@@ -117,8 +117,8 @@ enum Pumped {
 }
 
 /// Forwards events until the command has exited and its output is drained.
-fn pump(
-    conn: &mut Connection,
+fn pump<S: Channel>(
+    conn: &mut Connection<S>,
     rx: &Receiver<Event>,
     pid: u32,
     deadline: Option<Instant>,
@@ -277,7 +277,7 @@ fn spawn_waiter(mut child: Child, tx: SyncSender<Event>) {
 
 /// The host sends nothing after an exec request, so any read that returns
 /// means it closed the connection (or broke it).
-fn spawn_host_watcher(mut stream: crate::vsock::VsockStream, tx: SyncSender<Event>) {
+fn spawn_host_watcher<S: Read + Send + 'static>(mut stream: S, tx: SyncSender<Event>) {
     let _ = std::thread::Builder::new()
         .name("exec-watch".into())
         .spawn(move || {

@@ -10,10 +10,13 @@
 //! - [`vsock`]: `AF_VSOCK` listener and streams.
 //! - [`server`]: accept loop, handshake, request dispatch.
 //! - [`exec`]: running commands with streamed output and timeouts.
+//! - `workspace`: the workspace operations (archives, manifests, listings,
+//!   file reads, transactional changes, sync), each on paths it is given.
 
 pub mod exec;
 pub mod server;
 pub mod vsock;
+mod workspace;
 
 use std::io::Write;
 use std::time::Duration;

@@ -47,10 +47,15 @@ pub const AGENT_PORT: u32 = 1024;
 pub const READY_PORT: u32 = 1025;
 
 /// The newest protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// 1: ping, exec, power-off. 2: workspace operations (archives, manifests,
+/// listings, file reads, transactional changes, sync).
+pub const PROTOCOL_VERSION: u32 = 2;
 
-/// The oldest protocol version this crate still speaks.
-pub const MIN_PROTOCOL_VERSION: u32 = 1;
+/// The oldest protocol version this crate still speaks. The host and the
+/// agent always ship together (the agent rides in every initramfs), so
+/// there is no older version to keep.
+pub const MIN_PROTOCOL_VERSION: u32 = 2;
 
 /// The largest payload carried in one [`Response::Output`] or data chunk.
 ///

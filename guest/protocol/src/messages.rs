@@ -4,8 +4,31 @@
 //! struct by its field order. So enums here are append-only, fields are never
 //! reordered or removed, and any change is a new protocol version. The golden
 //! fixtures in `tests/golden.rs` fail on an accidental change.
+//!
+//! # Workspace operations (protocol version 2)
+//!
+//! Each runs on its own connection. Paths in requests are absolute guest
+//! paths; the agent resolves them without following any symlink.
+//!
+//! | Request | Host sends after it | Agent answers |
+//! |---|---|---|
+//! | [`Request::PutArchive`] | [`Upload`] chunks, then [`Upload::End`] | [`Response::ArchiveDone`] |
+//! | [`Request::GetArchive`] | nothing | [`Response::ArchiveStarted`], [`Response::Data`]..., [`Response::ArchiveDone`] |
+//! | [`Request::Manifest`] | nothing | [`Response::ManifestBatch`]..., [`Response::ManifestDone`] |
+//! | [`Request::ListPath`] | nothing | [`Response::PathEntries`]..., [`Response::ListDone`] |
+//! | [`Request::ReadFile`] | nothing | [`Response::Data`]..., [`Response::FileDone`] |
+//! | [`Request::ApplyChanges`] | [`Upload`] chunks, then [`Upload::End`] | [`Response::ChangesApplied`] |
+//! | [`Request::Sync`] | nothing | [`Response::Done`] |
+//!
+//! Any of them may instead end with [`Response::Error`], the terminal frame
+//! of every failed operation. The agent reads an upload to its end even when
+//! it fails early, so the host never writes into a closed connection; a host
+//! that cannot finish its upload closes the connection instead of sending
+//! [`Upload::End`], and nothing is changed.
 
 use serde::{Deserialize, Serialize};
+
+use crate::tree::{EntryKind, ManifestEntry};
 
 /// One operation, sent by the host after the handshake. One per connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +41,99 @@ pub enum Request {
     /// Syncs filesystems and powers the VM off; answered with
     /// [`Response::Done`] just before the power-off.
     PowerOff,
+    /// Extracts the tar archive uploaded after this request into a
+    /// directory, as one atomic merge; answered with
+    /// [`Response::ArchiveDone`].
+    PutArchive(PutArchiveRequest),
+    /// Streams a tar archive of a file, a directory or a symlink; answered
+    /// with [`Response::ArchiveStarted`], [`Response::Data`] chunks, then
+    /// [`Response::ArchiveDone`].
+    GetArchive(GetArchiveRequest),
+    /// Lists a tree with content hashes; answered with
+    /// [`Response::ManifestBatch`] frames, then [`Response::ManifestDone`].
+    Manifest(ManifestRequest),
+    /// Describes a path, or a directory's children; answered with
+    /// [`Response::PathEntries`] frames, then [`Response::ListDone`].
+    ListPath(ListPathRequest),
+    /// Reads the start of a regular file; answered with [`Response::Data`]
+    /// chunks, then [`Response::FileDone`].
+    ReadFile(ReadFileRequest),
+    /// Writes the files of the tar archive uploaded after this request and
+    /// deletes others, all or nothing; answered with
+    /// [`Response::ChangesApplied`].
+    ApplyChanges(ApplyChangesRequest),
+    /// Flushes every filesystem (`sync(2)`); answered with [`Response::Done`].
+    Sync,
+}
+
+/// Where [`Request::PutArchive`] extracts its archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutArchiveRequest {
+    /// The directory to merge into; created (with its missing parents) when
+    /// absent. Existing files are overwritten, nothing is deleted.
+    pub destination: String,
+}
+
+/// What [`Request::GetArchive`] archives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetArchiveRequest {
+    /// A file (archived under its own name), a directory (its children,
+    /// named relative to it) or a symlink (the link itself).
+    pub path: String,
+    /// With a directory: only these regular files, `/`-separated and
+    /// relative to it, in this order.
+    pub only: Option<Vec<String>>,
+}
+
+/// The tree [`Request::Manifest`] describes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestRequest {
+    /// A directory; every entry under it is listed, the root itself not.
+    pub root: String,
+}
+
+/// What [`Request::ListPath`] lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPathRequest {
+    /// The path; a directory lists its children, anything else itself.
+    pub path: String,
+    /// Whether to descend into subdirectories (never through symlinks).
+    pub recursive: bool,
+}
+
+/// What [`Request::ReadFile`] reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadFileRequest {
+    /// A regular file; a symlink is refused, never followed.
+    pub path: String,
+    /// The most bytes to send; the rest is reported as truncated.
+    pub max_bytes: u64,
+}
+
+/// The changes [`Request::ApplyChanges`] makes.
+///
+/// The uploaded archive holds the new contents as regular-file members
+/// named relative to `root`. A member's mode is used for a new file (and for
+/// an existing one unless `keep_existing_modes`), its mtime when non-zero.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyChangesRequest {
+    /// The directory every path is relative to.
+    pub root: String,
+    /// Files or symlinks to delete, relative to `root`; each must exist.
+    pub deletes: Vec<String>,
+    /// Whether a file that already exists keeps its mode (and the new
+    /// contents are otherwise taken as they are).
+    pub keep_existing_modes: bool,
+}
+
+/// Bulk data the host streams after [`Request::PutArchive`] or
+/// [`Request::ApplyChanges`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Upload {
+    /// The next bytes, at most [`crate::CHUNK_BYTES`].
+    Chunk(Vec<u8>),
+    /// The upload is complete; the agent may now commit it.
+    End,
 }
 
 /// What to run and how.
@@ -81,6 +197,128 @@ pub enum Response {
     Error(GuestError),
     /// The operation succeeded and has nothing more to say.
     Done,
+    /// The first frame of a [`Request::GetArchive`] stream.
+    ArchiveStarted {
+        /// What the requested path is: a file, a directory or a symlink.
+        kind: EntryKind,
+    },
+    /// A chunk of bulk data (tar bytes, file bytes), at most
+    /// [`crate::CHUNK_BYTES`] long.
+    Data(Vec<u8>),
+    /// An archive was extracted or sent completely; the last frame of
+    /// [`Request::PutArchive`] and [`Request::GetArchive`].
+    ArchiveDone(ArchiveSummary),
+    /// The next entries of a manifest, in walk order (each directory before
+    /// its contents, siblings by name).
+    ManifestBatch(Vec<ManifestEntry>),
+    /// The manifest is complete; its last frame.
+    ManifestDone(ManifestSummary),
+    /// The next entries of a listing.
+    PathEntries(Vec<PathEntry>),
+    /// The listing is complete; its last frame.
+    ListDone(ListSummary),
+    /// The file was read; the last frame of [`Request::ReadFile`].
+    FileDone(FileSummary),
+    /// The changes were applied; the last frame of
+    /// [`Request::ApplyChanges`].
+    ChangesApplied(ApplySummary),
+}
+
+impl Response {
+    /// A short lowercase name of the frame's variant, for error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Pong { .. } => "pong",
+            Self::ExecStarted { .. } => "exec-started",
+            Self::Output { .. } => "output",
+            Self::ExecExited(_) => "exec-exited",
+            Self::Error(_) => "error",
+            Self::Done => "done",
+            Self::ArchiveStarted { .. } => "archive-started",
+            Self::Data(_) => "data",
+            Self::ArchiveDone(_) => "archive-done",
+            Self::ManifestBatch(_) => "manifest-batch",
+            Self::ManifestDone(_) => "manifest-done",
+            Self::PathEntries(_) => "path-entries",
+            Self::ListDone(_) => "list-done",
+            Self::FileDone(_) => "file-done",
+            Self::ChangesApplied(_) => "changes-applied",
+        }
+    }
+}
+
+/// The totals of an archive transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveSummary {
+    /// Members: files, directories and symlinks.
+    pub entry_count: u64,
+    /// Bytes of regular-file contents.
+    pub content_bytes: u64,
+    /// Bytes of the tar stream itself.
+    pub archive_bytes: u64,
+}
+
+/// The totals of a manifest, including how much the hash cache saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestSummary {
+    /// Entries sent.
+    pub entry_count: u64,
+    /// Regular files whose contents were read and hashed.
+    pub hashed_files: u64,
+    /// Bytes read to hash them.
+    pub hashed_bytes: u64,
+    /// Regular files whose hash came from the cache.
+    pub cached_files: u64,
+}
+
+/// One entry of a [`Request::ListPath`] answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathEntry {
+    /// The absolute guest path.
+    pub path: String,
+    /// Its type (never followed: a symlink is a symlink).
+    pub kind: EntryKind,
+    /// Size in bytes (files and symlinks; 0 for directories).
+    pub size: u64,
+    /// Permission bits (`mode & 0o7777`).
+    pub mode: u32,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+    /// The link target (symlinks only).
+    pub link_target: Option<String>,
+}
+
+/// The end of a [`Request::ListPath`] answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListSummary {
+    /// What the requested path is.
+    pub kind: EntryKind,
+    /// Entries sent.
+    pub entry_count: u64,
+}
+
+/// The end of a [`Request::ReadFile`] answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSummary {
+    /// The file's size when it was opened.
+    pub size_bytes: u64,
+    /// Bytes sent in [`Response::Data`] frames.
+    pub bytes_sent: u64,
+    /// Whether the file holds more than was sent.
+    pub truncated: bool,
+}
+
+/// The totals of a [`Request::ApplyChanges`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplySummary {
+    /// Files written (created or replaced).
+    pub files_written: u64,
+    /// Files or symlinks deleted.
+    pub files_deleted: u64,
+    /// Missing parent directories created.
+    pub dirs_created: u64,
+    /// Bytes of file contents written.
+    pub bytes_written: u64,
 }
 
 /// How a command ended.
@@ -119,6 +357,18 @@ pub enum GuestErrorKind {
     Io,
     /// Anything else inside the agent.
     Internal,
+    /// Refused for safety: a path that escapes its root or passes through a
+    /// symlink, an archive member that is a device, fifo or socket, a hard
+    /// link to outside the archive.
+    Refused,
+    /// A path exists with a type the operation cannot use (a directory
+    /// where a file is needed, a symlink where a regular file is read).
+    WrongType,
+    /// A change failed and could not be fully undone; the message names
+    /// what is left.
+    PartiallyApplied,
+    /// The guest filesystem is full (or over quota).
+    NoSpace,
 }
 
 /// What the guest says, unasked, on [`crate::READY_PORT`].
@@ -190,6 +440,70 @@ impl BootFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn response_names_are_distinct() {
+        let summary = ArchiveSummary {
+            entry_count: 0,
+            content_bytes: 0,
+            archive_bytes: 0,
+        };
+        let responses = [
+            Response::Pong {
+                agent_version: String::new(),
+                uptime_ms: 0,
+            },
+            Response::ExecStarted { pid: 1 },
+            Response::Output {
+                stream: OutputStream::Stdout,
+                data: Vec::new(),
+            },
+            Response::ExecExited(ExitStatus {
+                exit_code: 0,
+                signal: None,
+                timed_out: false,
+                duration_ms: 0,
+            }),
+            Response::Error(GuestError {
+                kind: GuestErrorKind::Io,
+                message: String::new(),
+            }),
+            Response::Done,
+            Response::ArchiveStarted {
+                kind: EntryKind::File,
+            },
+            Response::Data(Vec::new()),
+            Response::ArchiveDone(summary),
+            Response::ManifestBatch(Vec::new()),
+            Response::ManifestDone(ManifestSummary {
+                entry_count: 0,
+                hashed_files: 0,
+                hashed_bytes: 0,
+                cached_files: 0,
+            }),
+            Response::PathEntries(Vec::new()),
+            Response::ListDone(ListSummary {
+                kind: EntryKind::Directory,
+                entry_count: 0,
+            }),
+            Response::FileDone(FileSummary {
+                size_bytes: 0,
+                bytes_sent: 0,
+                truncated: false,
+            }),
+            Response::ChangesApplied(ApplySummary {
+                files_written: 0,
+                files_deleted: 0,
+                dirs_created: 0,
+                bytes_written: 0,
+            }),
+        ];
+        let mut names: Vec<&str> = responses.iter().map(Response::name).collect();
+        assert!(names.iter().all(|n| *n == n.to_lowercase()));
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), responses.len());
+    }
 
     #[test]
     fn boot_failure_console_line_round_trips() {

@@ -2,7 +2,9 @@
 //!
 //! A failure here means the wire format changed. If that was intended, bump
 //! `PROTOCOL_VERSION` and re-bless with `PYRO_BLESS=1 cargo test -p
-//! pyro-guest-protocol --test golden`; otherwise undo the change.
+//! pyro-guest-protocol --test golden`; otherwise undo the change. Fixture
+//! files carry the protocol version (`v2_request_ping.hex`), so a bump writes
+//! a new set and the old one can be deleted.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -23,7 +25,7 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
             "server_hello",
             encode(&ServerHello {
                 magic: MAGIC,
-                version: 1,
+                version: PROTOCOL_VERSION,
                 agent_version: "0.1.0".into(),
             })
             .unwrap(),
@@ -41,6 +43,67 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
             .unwrap(),
         ),
         ("request_power_off", encode(&Request::PowerOff).unwrap()),
+        (
+            "request_put_archive",
+            encode(&Request::PutArchive(PutArchiveRequest {
+                destination: "/workspace/src".into(),
+            }))
+            .unwrap(),
+        ),
+        (
+            "request_get_archive",
+            encode(&Request::GetArchive(GetArchiveRequest {
+                path: "/workspace".into(),
+                only: None,
+            }))
+            .unwrap(),
+        ),
+        (
+            "request_get_archive_only",
+            encode(&Request::GetArchive(GetArchiveRequest {
+                path: "/workspace".into(),
+                only: Some(vec!["a.txt".into(), "src/main.rs".into()]),
+            }))
+            .unwrap(),
+        ),
+        (
+            "request_manifest",
+            encode(&Request::Manifest(ManifestRequest {
+                root: "/workspace".into(),
+            }))
+            .unwrap(),
+        ),
+        (
+            "request_list_path",
+            encode(&Request::ListPath(ListPathRequest {
+                path: "/workspace/src".into(),
+                recursive: true,
+            }))
+            .unwrap(),
+        ),
+        (
+            "request_read_file",
+            encode(&Request::ReadFile(ReadFileRequest {
+                path: "/workspace/README.md".into(),
+                max_bytes: 65_536,
+            }))
+            .unwrap(),
+        ),
+        (
+            "request_apply_changes",
+            encode(&Request::ApplyChanges(ApplyChangesRequest {
+                root: "/workspace".into(),
+                deletes: vec!["old.txt".into()],
+                keep_existing_modes: true,
+            }))
+            .unwrap(),
+        ),
+        ("request_sync", encode(&Request::Sync).unwrap()),
+        (
+            "upload_chunk",
+            encode(&Upload::Chunk(vec![0x75, 0x73, 0x74, 0x61, 0x72])).unwrap(),
+        ),
+        ("upload_end", encode(&Upload::End).unwrap()),
         (
             "response_pong",
             encode(&Response::Pong {
@@ -81,10 +144,144 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("response_done", encode(&Response::Done).unwrap()),
         (
+            "response_archive_started",
+            encode(&Response::ArchiveStarted {
+                kind: EntryKind::Directory,
+            })
+            .unwrap(),
+        ),
+        (
+            "response_data",
+            encode(&Response::Data(vec![0x00, 0xff, b'x'])).unwrap(),
+        ),
+        (
+            "response_archive_done",
+            encode(&Response::ArchiveDone(ArchiveSummary {
+                entry_count: 3,
+                content_bytes: 1_000,
+                archive_bytes: 4_096,
+            }))
+            .unwrap(),
+        ),
+        (
+            "response_manifest_batch",
+            encode(&Response::ManifestBatch(vec![
+                ManifestEntry {
+                    path: "src".into(),
+                    kind: EntryKind::Directory,
+                    mode: 0o755,
+                    size: 0,
+                    mtime: 1_700_000_000,
+                    sha256: None,
+                    link_target: None,
+                },
+                ManifestEntry {
+                    path: "src/main.rs".into(),
+                    kind: EntryKind::File,
+                    mode: 0o644,
+                    size: 12,
+                    mtime: 1_700_000_001,
+                    sha256: Some([0xab; 32]),
+                    link_target: None,
+                },
+                ManifestEntry {
+                    path: "link".into(),
+                    kind: EntryKind::Symlink,
+                    mode: 0o777,
+                    size: 3,
+                    mtime: -1,
+                    sha256: None,
+                    link_target: Some("src".into()),
+                },
+            ]))
+            .unwrap(),
+        ),
+        (
+            "response_manifest_done",
+            encode(&Response::ManifestDone(ManifestSummary {
+                entry_count: 3,
+                hashed_files: 1,
+                hashed_bytes: 12,
+                cached_files: 0,
+            }))
+            .unwrap(),
+        ),
+        (
+            "response_path_entries",
+            encode(&Response::PathEntries(vec![PathEntry {
+                path: "/workspace/run.sh".into(),
+                kind: EntryKind::File,
+                size: 20,
+                mode: 0o755,
+                mtime: 1_700_000_002,
+                link_target: None,
+            }]))
+            .unwrap(),
+        ),
+        (
+            "response_list_done",
+            encode(&Response::ListDone(ListSummary {
+                kind: EntryKind::Directory,
+                entry_count: 1,
+            }))
+            .unwrap(),
+        ),
+        (
+            "response_file_done",
+            encode(&Response::FileDone(FileSummary {
+                size_bytes: 100,
+                bytes_sent: 10,
+                truncated: true,
+            }))
+            .unwrap(),
+        ),
+        (
+            "response_changes_applied",
+            encode(&Response::ChangesApplied(ApplySummary {
+                files_written: 2,
+                files_deleted: 1,
+                dirs_created: 1,
+                bytes_written: 300,
+            }))
+            .unwrap(),
+        ),
+        (
+            "response_error_refused",
+            encode(&Response::Error(GuestError {
+                kind: GuestErrorKind::Refused,
+                message: "archive member ../x escapes the destination".into(),
+            }))
+            .unwrap(),
+        ),
+        (
+            "response_error_wrong_type",
+            encode(&Response::Error(GuestError {
+                kind: GuestErrorKind::WrongType,
+                message: "/workspace/link is a symlink".into(),
+            }))
+            .unwrap(),
+        ),
+        (
+            "response_error_partially_applied",
+            encode(&Response::Error(GuestError {
+                kind: GuestErrorKind::PartiallyApplied,
+                message: "rollback failed".into(),
+            }))
+            .unwrap(),
+        ),
+        (
+            "response_error_no_space",
+            encode(&Response::Error(GuestError {
+                kind: GuestErrorKind::NoSpace,
+                message: "no space left".into(),
+            }))
+            .unwrap(),
+        ),
+        (
             "notice_ready",
             encode(&GuestNotice::Ready(ReadyNotice {
                 magic: MAGIC,
-                protocol_version: 1,
+                protocol_version: PROTOCOL_VERSION,
                 agent_version: "0.1.0".into(),
                 uptime_ms: 1500,
             }))
@@ -102,13 +299,17 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+fn fixture_name(name: &str) -> String {
+    format!("v{PROTOCOL_VERSION}_{name}.hex")
+}
+
 #[test]
 fn frames_match_the_golden_fixtures() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let bless = std::env::var_os("PYRO_BLESS").is_some();
     let mut mismatches = Vec::new();
     for (name, frame) in fixtures() {
-        let path = dir.join(format!("v1_{name}.hex"));
+        let path = dir.join(fixture_name(name));
         let actual = hex::encode(&frame);
         if bless {
             std::fs::write(&path, format!("{actual}\n")).unwrap();
@@ -134,7 +335,7 @@ fn frames_match_the_golden_fixtures() {
 fn golden_frames_decode_back() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let bytes = hex::decode(
-        std::fs::read_to_string(dir.join("v1_request_exec.hex"))
+        std::fs::read_to_string(dir.join(fixture_name("request_exec")))
             .unwrap()
             .trim(),
     )
@@ -147,6 +348,55 @@ fn golden_frames_decode_back() {
                 CommandLine::Argv(vec!["git".into(), "--version".into()])
             );
             assert_eq!(exec.timeout_ms, Some(30_000));
+        }
+        other => panic!("decoded {other:?}"),
+    }
+}
+
+#[test]
+fn every_fixture_file_is_current() {
+    // A fixture with no message behind it is stale: a renamed message or an
+    // older version's set that should have been deleted.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let expected: Vec<String> = fixtures().iter().map(|(n, _)| fixture_name(n)).collect();
+    let mut stale = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if !expected.contains(&name) {
+            stale.push(name);
+        }
+    }
+    assert!(stale.is_empty(), "stale fixtures: {stale:?}");
+}
+
+#[test]
+fn new_frames_decode_back() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let read = |name: &str| {
+        hex::decode(
+            std::fs::read_to_string(dir.join(fixture_name(name)))
+                .unwrap()
+                .trim(),
+        )
+        .unwrap()
+    };
+    let request: Request = decode(&read("request_apply_changes")[4..]).unwrap();
+    assert_eq!(
+        request,
+        Request::ApplyChanges(ApplyChangesRequest {
+            root: "/workspace".into(),
+            deletes: vec!["old.txt".into()],
+            keep_existing_modes: true,
+        })
+    );
+    let upload: Upload = decode(&read("upload_end")[4..]).unwrap();
+    assert_eq!(upload, Upload::End);
+    let response: Response = decode(&read("response_manifest_batch")[4..]).unwrap();
+    match response {
+        Response::ManifestBatch(entries) => {
+            assert_eq!(entries.len(), 3);
+            assert_eq!(entries[1].sha256, Some([0xab; 32]));
+            assert_eq!(entries[2].link_target.as_deref(), Some("src"));
         }
         other => panic!("decoded {other:?}"),
     }
