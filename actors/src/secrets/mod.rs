@@ -1,0 +1,3 @@
+//! Workspace secrets and the redactor every byte leaving a workspace passes.
+
+pub mod redactor;
