@@ -9,6 +9,8 @@
 pub mod client;
 pub mod health;
 pub mod ready;
+pub mod session_ops;
+pub mod workspace_ops;
 
 use std::path::PathBuf;
 use std::time::Duration;

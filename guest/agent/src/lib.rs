@@ -12,9 +12,15 @@
 //! - [`exec`]: running commands with streamed output and timeouts.
 //! - `workspace`: the workspace operations (archives, manifests, listings,
 //!   file reads, transactional changes, sync), each on paths it is given.
+//! - `shell`: interactive shells on PTYs the agent owns, with a bounded
+//!   output ring for reattaching hosts.
+//! - [`service`]: long-running processes with readiness checks and
+//!   rotated logs.
 
 pub mod exec;
 pub mod server;
+pub mod service;
+mod shell;
 pub mod vsock;
 mod workspace;
 

@@ -143,6 +143,20 @@ pub fn serve_connection<S: Channel>(stream: S, power: PowerControl) {
         | Request::ReadFile(_)
         | Request::ApplyChanges(_)
         | Request::Sync => crate::workspace::serve(&mut conn, request),
+        Request::ShellOpen(_)
+        | Request::ShellAttach { .. }
+        | Request::ShellWrite { .. }
+        | Request::ShellSignal { .. }
+        | Request::ShellResize { .. }
+        | Request::ShellClose { .. }
+        | Request::ShellList => crate::shell::serve(&mut conn, request),
+        Request::ServiceStart(_)
+        | Request::ServiceWatch { .. }
+        | Request::ServiceStop { .. }
+        | Request::ServiceStatus { .. }
+        | Request::ServiceList
+        | Request::ServiceLogs { .. }
+        | Request::ServiceRemove { .. } => crate::service::serve(&mut conn, request),
     };
     if let Err(err) = result {
         if err.kind() != io::ErrorKind::BrokenPipe {

@@ -42,7 +42,7 @@ fn main() {
         std::process::exit(2);
     }
     match boot::boot() {
-        Ok(booted) => supervise::run(booted),
+        Ok(booted) => supervise::run(&booted),
         Err(failure) => failure::report_and_power_off(&failure),
     }
 }

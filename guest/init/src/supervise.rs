@@ -37,7 +37,7 @@ const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(5);
 const HEALTHY_RUN: Duration = Duration::from_secs(10);
 
 /// Runs the agent forever.
-pub fn run(booted: Booted) -> ! {
+pub fn run(booted: &Booted) -> ! {
     let agent_path = format!("/proc/self/fd/{}", booted.agent.as_raw_fd());
     let mut backoff = RESTART_BACKOFF_MIN;
     loop {

@@ -49,13 +49,14 @@ pub const READY_PORT: u32 = 1025;
 /// The newest protocol version this crate speaks.
 ///
 /// 1: ping, exec, power-off. 2: workspace operations (archives, manifests,
-/// listings, file reads, transactional changes, sync).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// listings, file reads, transactional changes, sync). 3: shells (PTYs)
+/// and services.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The oldest protocol version this crate still speaks. The host and the
 /// agent always ship together (the agent rides in every initramfs), so
 /// there is no older version to keep.
-pub const MIN_PROTOCOL_VERSION: u32 = 2;
+pub const MIN_PROTOCOL_VERSION: u32 = 3;
 
 /// The largest payload carried in one [`Response::Output`] or data chunk.
 ///

@@ -25,6 +25,29 @@
 //! it fails early, so the host never writes into a closed connection; a host
 //! that cannot finish its upload closes the connection instead of sending
 //! [`Upload::End`], and nothing is changed.
+//!
+//! # Shells and services (protocol version 3)
+//!
+//! The agent owns each shell's PTY and a bounded ring buffer of its output
+//! (the host keeps the authoritative copy), and each service's process and
+//! log. Offsets in shell frames are absolute byte offsets since the shell
+//! started. The long-lived answers end when the host closes the connection.
+//!
+//! | Request | Agent answers |
+//! |---|---|
+//! | [`Request::ShellOpen`] | [`Response::ShellOpened`] |
+//! | [`Request::ShellAttach`] | [`Response::ShellAttached`], then [`Response::ShellOutputLost`] (when the offset fell out of the buffer) and [`Response::ShellOutput`] frames as output arrives, then [`Response::ShellExited`] |
+//! | [`Request::ShellWrite`], [`Request::ShellSignal`], [`Request::ShellResize`], [`Request::ShellClose`] | [`Response::Done`] |
+//! | [`Request::ShellList`] | [`Response::Shells`] |
+//! | [`Request::ServiceStart`] | [`Response::ServiceStarted`], once ready, failed or timed out |
+//! | [`Request::ServiceWatch`] | [`Response::ServiceExited`], when the process ends |
+//! | [`Request::ServiceStop`] | [`Response::ServiceStopped`] |
+//! | [`Request::ServiceStatus`] | [`Response::ServiceStatus`] |
+//! | [`Request::ServiceList`] | [`Response::Services`] |
+//! | [`Request::ServiceLogs`] | [`Response::Output`] records, then [`Response::ServiceLogsDone`] |
+//! | [`Request::ServiceRemove`] | [`Response::Done`] |
+//!
+//! Any of them may instead end with [`Response::Error`].
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +87,166 @@ pub enum Request {
     ApplyChanges(ApplyChangesRequest),
     /// Flushes every filesystem (`sync(2)`); answered with [`Response::Done`].
     Sync,
+    /// Starts an interactive shell on a new PTY; answered with
+    /// [`Response::ShellOpened`].
+    ShellOpen(ShellOpenRequest),
+    /// Streams a shell's output from `from_offset`: answered with
+    /// [`Response::ShellAttached`], then output frames as the shell writes,
+    /// then [`Response::ShellExited`] when it ends.
+    ShellAttach {
+        /// The shell.
+        shell_id: String,
+        /// The first output byte wanted, counted since the shell started.
+        from_offset: u64,
+    },
+    /// Writes input to a shell's terminal; answered with [`Response::Done`].
+    ShellWrite {
+        /// The shell.
+        shell_id: String,
+        /// The bytes, as typed; at most [`SHELL_WRITE_MAX_BYTES`].
+        data: Vec<u8>,
+    },
+    /// Signals the PTY's foreground process group (as a terminal would);
+    /// answered with [`Response::Done`].
+    ShellSignal {
+        /// The shell.
+        shell_id: String,
+        /// The signal.
+        signal: ShellSignal,
+    },
+    /// Changes a shell's window size (the kernel sends `SIGWINCH`);
+    /// answered with [`Response::Done`].
+    ShellResize {
+        /// The shell.
+        shell_id: String,
+        /// Columns, at least 1.
+        cols: u16,
+        /// Rows, at least 1.
+        rows: u16,
+    },
+    /// Hangs a shell up (`SIGHUP`, then `SIGKILL` after 5 s) and forgets
+    /// it; answered with [`Response::Done`] once it has exited.
+    ShellClose {
+        /// The shell.
+        shell_id: String,
+    },
+    /// Lists the shells the agent knows; answered with [`Response::Shells`].
+    ShellList,
+    /// Starts a service and waits for its readiness; answered with
+    /// [`Response::ServiceStarted`].
+    ServiceStart(ServiceStartRequest),
+    /// Waits for a service's process to end; answered with
+    /// [`Response::ServiceExited`] (at once when it already has).
+    ServiceWatch {
+        /// The service.
+        name: String,
+    },
+    /// Stops a service: `SIGTERM` to its process group, then `SIGKILL`
+    /// after `grace_ms`; answered with [`Response::ServiceStopped`].
+    ServiceStop {
+        /// The service.
+        name: String,
+        /// How long to wait after `SIGTERM` (at most a week is honoured).
+        grace_ms: u64,
+    },
+    /// Describes a service; answered with [`Response::ServiceStatus`].
+    ServiceStatus {
+        /// The service.
+        name: String,
+    },
+    /// Describes every service the agent knows; answered with
+    /// [`Response::Services`].
+    ServiceList,
+    /// Streams a service's log records as [`Response::Output`] frames, then
+    /// [`Response::ServiceLogsDone`].
+    ServiceLogs {
+        /// The service.
+        name: String,
+        /// Start this many lines from the end of the combined log; `None`
+        /// starts at the beginning of what is kept.
+        tail_lines: Option<u64>,
+        /// Keep streaming new records until the service ends.
+        follow: bool,
+    },
+    /// Stops a service if needed and deletes its logs; answered with
+    /// [`Response::Done`].
+    ServiceRemove {
+        /// The service.
+        name: String,
+    },
+}
+
+/// The largest [`Request::ShellWrite`] payload.
+pub const SHELL_WRITE_MAX_BYTES: usize = 256 * 1024;
+
+/// How to start a shell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShellOpenRequest {
+    /// A new id: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    pub shell_id: String,
+    /// The working directory; must exist.
+    pub cwd: String,
+    /// Columns, at least 1.
+    pub cols: u16,
+    /// Rows, at least 1.
+    pub rows: u16,
+    /// Variables added to (or replacing those in) the agent's environment,
+    /// after `TERM=xterm-256color` and a plain `PS1`.
+    pub env: Vec<(String, String)>,
+}
+
+/// A signal for [`Request::ShellSignal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ShellSignal {
+    /// `SIGHUP`.
+    Hup,
+    /// `SIGINT`, as Ctrl-C.
+    Int,
+    /// `SIGTERM`.
+    Term,
+    /// `SIGKILL`.
+    Kill,
+}
+
+/// How to start a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStartRequest {
+    /// A name: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with a dot.
+    pub name: String,
+    /// The program.
+    pub command: CommandLine,
+    /// The working directory; must exist.
+    pub cwd: String,
+    /// Variables added to (or replacing those in) the agent's environment.
+    pub env: Vec<(String, String)>,
+    /// When the service counts as ready; `None` means at once.
+    pub readiness: Option<Readiness>,
+    /// How long readiness may take (at most a week is honoured). The
+    /// agent answers when it is reached, so the host waits at least this
+    /// long.
+    pub ready_timeout_ms: u64,
+    /// How often readiness is checked (at least every 10 ms).
+    pub ready_interval_ms: u64,
+}
+
+/// A readiness check, run in the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Readiness {
+    /// The path exists (relative paths are taken from the service's cwd).
+    File(String),
+    /// A TCP connection to the address succeeds within 1 s.
+    Tcp {
+        /// An IP address, `localhost`, or a name in the guest's
+        /// `/etc/hosts` (there is no DNS lookup).
+        host: String,
+        /// The port.
+        port: u16,
+    },
+    /// A GET of this `http://` URL answers 2xx or 3xx within 2 s (its host
+    /// resolved as for [`Readiness::Tcp`]).
+    Http(String),
+    /// The command exits 0 within 10 s, run with the service's cwd and env.
+    Command(CommandLine),
 }
 
 /// Where [`Request::PutArchive`] extracts its archive.
@@ -222,6 +405,50 @@ pub enum Response {
     /// The changes were applied; the last frame of
     /// [`Request::ApplyChanges`].
     ChangesApplied(ApplySummary),
+    /// The shell was started.
+    ShellOpened {
+        /// Its process id (also its session and process group id).
+        pid: u32,
+    },
+    /// The first frame of a [`Request::ShellAttach`] stream: the shell as
+    /// it is now.
+    ShellAttached(ShellInfo),
+    /// Shell output, at most [`crate::CHUNK_BYTES`] long.
+    ShellOutput {
+        /// The offset of `data[0]`, counted since the shell started.
+        offset: u64,
+        /// The raw terminal bytes.
+        data: Vec<u8>,
+    },
+    /// Output the agent no longer holds: `lost_bytes` bytes from `offset`.
+    /// The next [`Response::ShellOutput`] starts at `offset + lost_bytes`.
+    ShellOutputLost {
+        /// The first byte lost.
+        offset: u64,
+        /// How many bytes were lost.
+        lost_bytes: u64,
+    },
+    /// The shell ended; the last frame of an attach.
+    ShellExited(Termination),
+    /// Answer to [`Request::ShellList`].
+    Shells(Vec<ShellInfo>),
+    /// Answer to [`Request::ServiceStart`].
+    ServiceStarted(ServiceStarted),
+    /// The service's process ended.
+    ServiceExited(Termination),
+    /// Answer to [`Request::ServiceStop`].
+    ServiceStopped {
+        /// How the process ended.
+        exit: Termination,
+        /// Whether `SIGKILL` was needed.
+        killed: bool,
+    },
+    /// Answer to [`Request::ServiceStatus`].
+    ServiceStatus(ServiceInfo),
+    /// Answer to [`Request::ServiceList`].
+    Services(Vec<ServiceInfo>),
+    /// The last frame of [`Request::ServiceLogs`].
+    ServiceLogsDone(ServiceLogsSummary),
 }
 
 impl Response {
@@ -243,6 +470,18 @@ impl Response {
             Self::ListDone(_) => "list-done",
             Self::FileDone(_) => "file-done",
             Self::ChangesApplied(_) => "changes-applied",
+            Self::ShellOpened { .. } => "shell-opened",
+            Self::ShellAttached(_) => "shell-attached",
+            Self::ShellOutput { .. } => "shell-output",
+            Self::ShellOutputLost { .. } => "shell-output-lost",
+            Self::ShellExited(_) => "shell-exited",
+            Self::Shells(_) => "shells",
+            Self::ServiceStarted(_) => "service-started",
+            Self::ServiceExited(_) => "service-exited",
+            Self::ServiceStopped { .. } => "service-stopped",
+            Self::ServiceStatus(_) => "service-status",
+            Self::Services(_) => "services",
+            Self::ServiceLogsDone(_) => "service-logs-done",
         }
     }
 }
@@ -333,6 +572,121 @@ pub struct ExitStatus {
     pub timed_out: bool,
     /// Wall-clock time from spawn to exit, in milliseconds.
     pub duration_ms: u64,
+}
+
+/// How a shell or service process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Termination {
+    /// The exit code: the process's own, or `128 + signal` when a signal
+    /// killed it.
+    pub exit_code: i32,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+}
+
+/// A shell, as [`Request::ShellList`] and [`Request::ShellAttach`] see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShellInfo {
+    /// Its id.
+    pub shell_id: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Whether it is still running.
+    pub alive: bool,
+    /// How it ended, once it has.
+    pub exit: Option<Termination>,
+    /// Window columns.
+    pub cols: u16,
+    /// Window rows.
+    pub rows: u16,
+    /// The oldest output offset still buffered in the agent.
+    pub start_offset: u64,
+    /// The offset just past the newest output byte.
+    pub end_offset: u64,
+}
+
+/// Where a service is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ServiceState {
+    /// Started; readiness not reached yet.
+    Starting,
+    /// Ready (or started without a readiness check) and running.
+    Running,
+    /// Never became ready; see the stop reason.
+    Failed,
+    /// Ended by itself after it was ready.
+    Exited,
+    /// Ended by [`Request::ServiceStop`] or [`Request::ServiceRemove`].
+    Stopped,
+}
+
+/// Why a service is not running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ServiceStopReason {
+    /// The process ended before its readiness check passed.
+    ProcessExitedBeforeReady,
+    /// The readiness check did not pass in time; the group was killed.
+    ReadinessTimeout,
+    /// The host asked for it to stop.
+    StopRequested,
+}
+
+/// The answer to [`Request::ServiceStart`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStarted {
+    /// The process id (also its session and process group id).
+    pub pid: u32,
+    /// [`ServiceState::Running`] or [`ServiceState::Failed`] (or
+    /// [`ServiceState::Stopped`] when a stop raced the start).
+    pub state: ServiceState,
+    /// Why it failed, when it did.
+    pub stop_reason: Option<ServiceStopReason>,
+    /// Milliseconds from spawn to readiness (or to the failure).
+    pub ready_after_ms: u64,
+}
+
+/// A service, as [`Request::ServiceStatus`] and [`Request::ServiceList`]
+/// see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    /// Its name.
+    pub name: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Whether the process is still running.
+    pub alive: bool,
+    /// Where it is in its life.
+    pub state: ServiceState,
+    /// Why it is not running, when known.
+    pub stop_reason: Option<ServiceStopReason>,
+    /// How the process ended, once it has.
+    pub exit: Option<Termination>,
+    /// When it was started, milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    /// When it ended, milliseconds since the Unix epoch.
+    pub ended_at_ms: Option<u64>,
+    /// Milliseconds from spawn to readiness, once ready.
+    pub ready_after_ms: Option<u64>,
+    /// Bytes written to stdout since the start.
+    pub stdout_bytes: u64,
+    /// Bytes written to stderr since the start.
+    pub stderr_bytes: u64,
+    /// Bytes its log files take now (at most two files of 4 MiB).
+    pub log_bytes: u64,
+}
+
+/// The end of a [`Request::ServiceLogs`] stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceLogsSummary {
+    /// Records sent.
+    pub records: u64,
+    /// Output bytes sent.
+    pub bytes: u64,
+    /// Whether older output exists that was not sent (cut by `tail_lines`,
+    /// or rotated away).
+    pub truncated: bool,
+    /// How the service ended, when it has.
+    pub exit: Option<Termination>,
 }
 
 /// A failure reported by the agent.
@@ -448,6 +802,34 @@ mod tests {
             content_bytes: 0,
             archive_bytes: 0,
         };
+        let exit = Termination {
+            exit_code: 0,
+            signal: None,
+        };
+        let shell = ShellInfo {
+            shell_id: "s".into(),
+            pid: 1,
+            alive: true,
+            exit: None,
+            cols: 80,
+            rows: 24,
+            start_offset: 0,
+            end_offset: 0,
+        };
+        let service = ServiceInfo {
+            name: "web".into(),
+            pid: 1,
+            alive: true,
+            state: ServiceState::Running,
+            stop_reason: None,
+            exit: None,
+            started_at_ms: 0,
+            ended_at_ms: None,
+            ready_after_ms: Some(0),
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            log_bytes: 0,
+        };
         let responses = [
             Response::Pong {
                 agent_version: String::new(),
@@ -496,6 +878,37 @@ mod tests {
                 files_deleted: 0,
                 dirs_created: 0,
                 bytes_written: 0,
+            }),
+            Response::ShellOpened { pid: 1 },
+            Response::ShellAttached(shell.clone()),
+            Response::ShellOutput {
+                offset: 0,
+                data: Vec::new(),
+            },
+            Response::ShellOutputLost {
+                offset: 0,
+                lost_bytes: 1,
+            },
+            Response::ShellExited(exit),
+            Response::Shells(vec![shell]),
+            Response::ServiceStarted(ServiceStarted {
+                pid: 1,
+                state: ServiceState::Running,
+                stop_reason: None,
+                ready_after_ms: 0,
+            }),
+            Response::ServiceExited(exit),
+            Response::ServiceStopped {
+                exit,
+                killed: false,
+            },
+            Response::ServiceStatus(service.clone()),
+            Response::Services(vec![service]),
+            Response::ServiceLogsDone(ServiceLogsSummary {
+                records: 0,
+                bytes: 0,
+                truncated: false,
+                exit: None,
             }),
         ];
         let mut names: Vec<&str> = responses.iter().map(Response::name).collect();

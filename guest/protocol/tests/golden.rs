@@ -3,7 +3,7 @@
 //! A failure here means the wire format changed. If that was intended, bump
 //! `PROTOCOL_VERSION` and re-bless with `PYRO_BLESS=1 cargo test -p
 //! pyro-guest-protocol --test golden`; otherwise undo the change. Fixture
-//! files carry the protocol version (`v2_request_ping.hex`), so a bump writes
+//! files carry the protocol version (`v3_request_ping.hex`), so a bump writes
 //! a new set and the old one can be deleted.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -278,6 +278,232 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
             .unwrap(),
         ),
         (
+            "request_shell_open",
+            encode(&Request::ShellOpen(ShellOpenRequest {
+                shell_id: "sh-1".into(),
+                cwd: "/workspace".into(),
+                cols: 120,
+                rows: 30,
+                env: vec![("LANG".into(), "C.UTF-8".into())],
+            }))
+            .unwrap(),
+        ),
+        (
+            "request_shell_attach",
+            encode(&Request::ShellAttach {
+                shell_id: "sh-1".into(),
+                from_offset: 4096,
+            })
+            .unwrap(),
+        ),
+        (
+            "request_shell_write",
+            encode(&Request::ShellWrite {
+                shell_id: "sh-1".into(),
+                data: b"ls\n".to_vec(),
+            })
+            .unwrap(),
+        ),
+        (
+            "request_shell_signal",
+            encode(&Request::ShellSignal {
+                shell_id: "sh-1".into(),
+                signal: ShellSignal::Int,
+            })
+            .unwrap(),
+        ),
+        (
+            "request_shell_resize",
+            encode(&Request::ShellResize {
+                shell_id: "sh-1".into(),
+                cols: 100,
+                rows: 40,
+            })
+            .unwrap(),
+        ),
+        (
+            "request_shell_close",
+            encode(&Request::ShellClose {
+                shell_id: "sh-1".into(),
+            })
+            .unwrap(),
+        ),
+        ("request_shell_list", encode(&Request::ShellList).unwrap()),
+        (
+            "request_service_start",
+            encode(&Request::ServiceStart(ServiceStartRequest {
+                name: "web".into(),
+                command: CommandLine::Shell("python3 -m http.server 8080".into()),
+                cwd: "/workspace".into(),
+                env: vec![("PORT".into(), "8080".into())],
+                readiness: Some(Readiness::Http("http://127.0.0.1:8080/".into())),
+                ready_timeout_ms: 30_000,
+                ready_interval_ms: 500,
+            }))
+            .unwrap(),
+        ),
+        (
+            "request_service_start_tcp",
+            encode(&Request::ServiceStart(ServiceStartRequest {
+                name: "db".into(),
+                command: CommandLine::Argv(vec!["db".into()]),
+                cwd: "/".into(),
+                env: vec![],
+                readiness: Some(Readiness::Tcp {
+                    host: "127.0.0.1".into(),
+                    port: 5432,
+                }),
+                ready_timeout_ms: 1_000,
+                ready_interval_ms: 100,
+            }))
+            .unwrap(),
+        ),
+        (
+            "request_service_start_file",
+            encode(&Request::ServiceStart(ServiceStartRequest {
+                name: "w".into(),
+                command: CommandLine::Shell("touch ok".into()),
+                cwd: "/".into(),
+                env: vec![],
+                readiness: Some(Readiness::File("ok".into())),
+                ready_timeout_ms: 1_000,
+                ready_interval_ms: 100,
+            }))
+            .unwrap(),
+        ),
+        (
+            "request_service_start_command",
+            encode(&Request::ServiceStart(ServiceStartRequest {
+                name: "c".into(),
+                command: CommandLine::Shell("serve".into()),
+                cwd: "/".into(),
+                env: vec![],
+                readiness: Some(Readiness::Command(CommandLine::Shell("true".into()))),
+                ready_timeout_ms: 1_000,
+                ready_interval_ms: 100,
+            }))
+            .unwrap(),
+        ),
+        (
+            "request_service_watch",
+            encode(&Request::ServiceWatch { name: "web".into() }).unwrap(),
+        ),
+        (
+            "request_service_stop",
+            encode(&Request::ServiceStop {
+                name: "web".into(),
+                grace_ms: 5_000,
+            })
+            .unwrap(),
+        ),
+        (
+            "request_service_status",
+            encode(&Request::ServiceStatus { name: "web".into() }).unwrap(),
+        ),
+        (
+            "request_service_list",
+            encode(&Request::ServiceList).unwrap(),
+        ),
+        (
+            "request_service_logs",
+            encode(&Request::ServiceLogs {
+                name: "web".into(),
+                tail_lines: Some(200),
+                follow: true,
+            })
+            .unwrap(),
+        ),
+        (
+            "request_service_remove",
+            encode(&Request::ServiceRemove { name: "web".into() }).unwrap(),
+        ),
+        (
+            "response_shell_opened",
+            encode(&Response::ShellOpened { pid: 77 }).unwrap(),
+        ),
+        (
+            "response_shell_attached",
+            encode(&Response::ShellAttached(shell_info())).unwrap(),
+        ),
+        (
+            "response_shell_output",
+            encode(&Response::ShellOutput {
+                offset: 1 << 33,
+                data: b"pyro$ ".to_vec(),
+            })
+            .unwrap(),
+        ),
+        (
+            "response_shell_output_lost",
+            encode(&Response::ShellOutputLost {
+                offset: 10,
+                lost_bytes: 9_000_000,
+            })
+            .unwrap(),
+        ),
+        (
+            "response_shell_exited",
+            encode(&Response::ShellExited(Termination {
+                exit_code: 129,
+                signal: Some(1),
+            }))
+            .unwrap(),
+        ),
+        (
+            "response_shells",
+            encode(&Response::Shells(vec![shell_info()])).unwrap(),
+        ),
+        (
+            "response_service_started",
+            encode(&Response::ServiceStarted(ServiceStarted {
+                pid: 300,
+                state: ServiceState::Failed,
+                stop_reason: Some(ServiceStopReason::ReadinessTimeout),
+                ready_after_ms: 30_001,
+            }))
+            .unwrap(),
+        ),
+        (
+            "response_service_exited",
+            encode(&Response::ServiceExited(Termination {
+                exit_code: 3,
+                signal: None,
+            }))
+            .unwrap(),
+        ),
+        (
+            "response_service_stopped",
+            encode(&Response::ServiceStopped {
+                exit: Termination {
+                    exit_code: 137,
+                    signal: Some(9),
+                },
+                killed: true,
+            })
+            .unwrap(),
+        ),
+        (
+            "response_service_status",
+            encode(&Response::ServiceStatus(service_info())).unwrap(),
+        ),
+        (
+            "response_services",
+            encode(&Response::Services(vec![service_info()])).unwrap(),
+        ),
+        (
+            "response_service_logs_done",
+            encode(&Response::ServiceLogsDone(ServiceLogsSummary {
+                records: 12,
+                bytes: 345,
+                truncated: true,
+                exit: Some(Termination {
+                    exit_code: 0,
+                    signal: None,
+                }),
+            }))
+            .unwrap(),
+        ),
+        (
             "notice_ready",
             encode(&GuestNotice::Ready(ReadyNotice {
                 magic: MAGIC,
@@ -297,6 +523,42 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
             .unwrap(),
         ),
     ]
+}
+
+fn shell_info() -> ShellInfo {
+    ShellInfo {
+        shell_id: "sh-1".into(),
+        pid: 77,
+        alive: false,
+        exit: Some(Termination {
+            exit_code: 0,
+            signal: None,
+        }),
+        cols: 120,
+        rows: 30,
+        start_offset: 1_000,
+        end_offset: 2_049_576,
+    }
+}
+
+fn service_info() -> ServiceInfo {
+    ServiceInfo {
+        name: "web".into(),
+        pid: 300,
+        alive: false,
+        state: ServiceState::Stopped,
+        stop_reason: Some(ServiceStopReason::StopRequested),
+        exit: Some(Termination {
+            exit_code: 143,
+            signal: Some(15),
+        }),
+        started_at_ms: 1_700_000_000_000,
+        ended_at_ms: Some(1_700_000_060_000),
+        ready_after_ms: Some(250),
+        stdout_bytes: 100,
+        stderr_bytes: 20,
+        log_bytes: 150,
+    }
 }
 
 fn fixture_name(name: &str) -> String {
@@ -400,4 +662,38 @@ fn new_frames_decode_back() {
         }
         other => panic!("decoded {other:?}"),
     }
+}
+
+#[test]
+fn shell_and_service_frames_decode_back() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let read = |name: &str| {
+        hex::decode(
+            std::fs::read_to_string(dir.join(fixture_name(name)))
+                .unwrap()
+                .trim(),
+        )
+        .unwrap()
+    };
+    let request: Request = decode(&read("request_shell_attach")[4..]).unwrap();
+    assert_eq!(
+        request,
+        Request::ShellAttach {
+            shell_id: "sh-1".into(),
+            from_offset: 4096,
+        }
+    );
+    let request: Request = decode(&read("request_service_logs")[4..]).unwrap();
+    assert_eq!(
+        request,
+        Request::ServiceLogs {
+            name: "web".into(),
+            tail_lines: Some(200),
+            follow: true,
+        }
+    );
+    let response: Response = decode(&read("response_shells")[4..]).unwrap();
+    assert_eq!(response, Response::Shells(vec![shell_info()]));
+    let response: Response = decode(&read("response_service_status")[4..]).unwrap();
+    assert_eq!(response, Response::ServiceStatus(service_info()));
 }
