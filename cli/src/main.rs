@@ -20,6 +20,7 @@ use pyro_sdk::{Client, ConnectOptions};
 use commands::env::EnvCommand;
 use commands::run::RunArgs;
 use commands::supervisor::SupervisorCommand;
+use commands::workspace::WorkspaceCommand;
 use output::{CliError, Outcome};
 
 const ABOUT: &str = "Run commands in disposable Linux microVMs, and keep persistent workspaces.";
@@ -64,6 +65,12 @@ enum Command {
         #[command(subcommand)]
         command: SupervisorCommand,
     },
+    /// Persistent workspaces: create, exec, sync, diff, snapshot, reset, export, ...
+    #[command(after_help = commands::workspace::EXAMPLES)]
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
 }
 
 impl Command {
@@ -77,6 +84,7 @@ impl Command {
                 command,
                 SupervisorCommand::Status { json: true } | SupervisorCommand::Stop { json: true }
             ),
+            Self::Workspace { command } => command.json(),
         }
     }
 }
@@ -110,6 +118,7 @@ async fn dispatch(command: Command) -> Outcome {
         Command::Env { command } => commands::env::run(&connect().await?, command).await,
         Command::Run(args) => commands::run::run(&connect().await?, args).await,
         Command::Demo => commands::run::demo(&connect().await?).await,
+        Command::Workspace { command } => commands::workspace::run(command, connect()).await,
     }
 }
 

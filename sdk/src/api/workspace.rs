@@ -220,7 +220,9 @@ pub fn validate_label(key: &str, value: &str) -> Result<(), String> {
         ));
     }
     if value.trim().is_empty() || value.chars().count() > 120 || value.contains(['\n', '\r']) {
-        return Err(format!("label {key} needs a one-line value of 1 to 120 characters"));
+        return Err(format!(
+            "label {key} needs a one-line value of 1 to 120 characters"
+        ));
     }
     Ok(())
 }
@@ -446,10 +448,16 @@ impl ExecRequest {
     /// Checks every field.
     pub fn validate(&self) -> Result<(), String> {
         self.command.validate()?;
-        limits::check("timeout_seconds", self.timeout_seconds, &limits::TIMEOUT_SECONDS)?;
+        limits::check(
+            "timeout_seconds",
+            self.timeout_seconds,
+            &limits::TIMEOUT_SECONDS,
+        )?;
         for key in self.env.keys() {
             if !is_env_name(key) {
-                return Err(format!("environment variable name {key:?} must match ^[A-Za-z_][A-Za-z0-9_]{{0,63}}$"));
+                return Err(format!(
+                    "environment variable name {key:?} must match ^[A-Za-z_][A-Za-z0-9_]{{0,63}}$"
+                ));
             }
         }
         Ok(())
@@ -462,7 +470,9 @@ pub fn is_env_name(name: &str) -> bool {
     let Some(first) = chars.next() else {
         return false;
     };
-    name.len() <= 64 && (first.is_ascii_alphabetic() || first == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    name.len() <= 64
+        && (first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The end of a workspace exec.
@@ -937,14 +947,18 @@ mod tests {
 
     #[test]
     fn create_defaults_and_validation() {
-        let req: CreateWorkspaceRequest = serde_json::from_str(r#"{"environment":"debian:12"}"#).unwrap();
+        let req: CreateWorkspaceRequest =
+            serde_json::from_str(r#"{"environment":"debian:12"}"#).unwrap();
         assert_eq!(req, CreateWorkspaceRequest::new("debian:12"));
         assert_eq!(req.on_failure, FailurePolicy::Restart);
         assert!(req.validate().is_ok());
         let mut bad = req.clone();
         bad.disk_mib = 10;
         assert!(bad.validate().unwrap_err().starts_with("disk_mib"));
-        assert!(serde_json::from_str::<CreateWorkspaceRequest>(r#"{"environment":"x","secret":1}"#).is_err());
+        assert!(serde_json::from_str::<CreateWorkspaceRequest>(
+            r#"{"environment":"x","secret":1}"#
+        )
+        .is_err());
     }
 
     #[test]

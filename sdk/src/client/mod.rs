@@ -6,6 +6,7 @@
 
 mod spawn;
 mod transport;
+mod workspace;
 
 use std::path::{Path, PathBuf};
 
