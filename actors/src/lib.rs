@@ -12,8 +12,13 @@
 //! - [`process`]: child processes tracked by pidfd.
 //! - [`error`]: the crate's error type.
 
+pub mod archive;
+pub mod diff;
+pub mod disk;
 pub mod error;
+pub mod patch;
 pub mod process;
+pub mod secrets;
 pub mod vm;
 pub mod vsock;
 

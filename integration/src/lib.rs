@@ -52,13 +52,21 @@ impl Pyro {
                 guest_dir.join(binary).display()
             );
         }
-        for program in ["qemu-system-x86_64", "vhost-device-vsock", "mkfs.ext4", "mmdebstrap"] {
+        for program in [
+            "qemu-system-x86_64",
+            "vhost-device-vsock",
+            "mkfs.ext4",
+            "mmdebstrap",
+        ] {
             assert!(
                 find_program(program).is_some(),
                 "{program} is not installed: run scripts/setup"
             );
         }
-        let data = tempfile::Builder::new().prefix("pyro-it-").tempdir().unwrap();
+        let data = tempfile::Builder::new()
+            .prefix("pyro-it-")
+            .tempdir()
+            .unwrap();
         // Unix socket paths are short: keep the runtime dir near the root.
         let runtime = PathBuf::from(format!(
             "/tmp/pit-{}-{}",
@@ -119,7 +127,8 @@ impl Pyro {
     /// Runs `pyro args... --json`-style commands and parses stdout.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let stdout = self.ok(args);
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("pyro {args:?} printed invalid JSON ({e}):\n{stdout}"))
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("pyro {args:?} printed invalid JSON ({e}):\n{stdout}"))
     }
 
     /// PIDs of live processes whose command line mentions this installation.
@@ -157,7 +166,9 @@ pub fn shared() -> &'static Pyro {
             if let Some(pyro) = SHARED.get() {
                 let leaked = pyro.shut_down();
                 if !leaked.is_empty() {
-                    eprintln!("pyro-integration: processes outlived the shared supervisor: {leaked:?}");
+                    eprintln!(
+                        "pyro-integration: processes outlived the shared supervisor: {leaked:?}"
+                    );
                     // SAFETY: _exit is the only way to set the status from an
                     // atexit handler.
                     unsafe { libc::_exit(1) };

@@ -22,14 +22,28 @@ fn run_follows_the_first_run_transcript() {
     let output = pyro().run(&["run", "debian:12", "--", "git", "--version"]);
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "stderr:\n{err}");
-    assert!(stdout(&output).starts_with("git version "), "stdout: {}", stdout(&output));
+    assert!(
+        stdout(&output).starts_with("git version "),
+        "stdout: {}",
+        stdout(&output)
+    );
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("[run]")).collect();
     assert_eq!(lines.len(), 4, "stderr:\n{err}");
     assert_eq!(lines[0], "[run] phase=create environment=debian:12");
-    assert!(lines[1].starts_with("[run] phase=start vm_id="), "{}", lines[1]);
-    assert!(lines[2].starts_with("[run] phase=execute vm_id="), "{}", lines[2]);
     assert!(
-        lines[3].starts_with("[run] environment=debian:12 execution_mode=guest_vsock exit_code=0 duration_ms="),
+        lines[1].starts_with("[run] phase=start vm_id="),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with("[run] phase=execute vm_id="),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].starts_with(
+            "[run] environment=debian:12 execution_mode=guest_vsock exit_code=0 duration_ms="
+        ),
         "{}",
         lines[3]
     );
@@ -37,9 +51,18 @@ fn run_follows_the_first_run_transcript() {
 
 #[test]
 fn exit_codes_pass_through_and_streams_stay_separate() {
-    for (script, code) in [("true", 0), ("false", 1), ("echo out; echo err >&2; exit 42", 42)] {
+    for (script, code) in [
+        ("true", 0),
+        ("false", 1),
+        ("echo out; echo err >&2; exit 42", 42),
+    ] {
         let output = pyro().run(&["run", "debian:12-base", "--", "sh", "-c", script]);
-        assert_eq!(output.status.code(), Some(code), "{script}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{script}: {}",
+            stderr(&output)
+        );
         if code == 42 {
             assert_eq!(stdout(&output), "out\n");
             let err = stderr(&output);
@@ -52,7 +75,15 @@ fn exit_codes_pass_through_and_streams_stay_separate() {
 
 #[test]
 fn json_result_has_the_reference_shape() {
-    let output = pyro().run(&["run", "debian:12-base", "--json", "--", "sh", "-c", "printf hi; printf oops >&2; exit 3"]);
+    let output = pyro().run(&[
+        "run",
+        "debian:12-base",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "printf hi; printf oops >&2; exit 3",
+    ]);
     assert_eq!(output.status.code(), Some(3));
     let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(value["stdout"], "hi");
@@ -61,12 +92,19 @@ fn json_result_has_the_reference_shape() {
     assert_eq!(value["environment"], "debian:12-base");
     assert_eq!(value["environment_version"], "1.0.0");
     assert_eq!(value["execution_mode"], "guest_vsock");
-    assert_eq!(value["command"], "sh -c 'printf hi; printf oops >&2; exit 3'");
+    assert_eq!(
+        value["command"],
+        "sh -c 'printf hi; printf oops >&2; exit 3'"
+    );
     assert_eq!(value["cleanup"]["deleted"], true);
     assert_eq!(value["cleanup"]["reason"], "post_exec_cleanup");
     assert_eq!(value["cleanup"]["vm_id"], value["vm_id"]);
     assert!(value["duration_ms"].as_u64().is_some());
-    assert!(stderr(&output).is_empty(), "json mode prints nothing on stderr: {}", stderr(&output));
+    assert!(
+        stderr(&output).is_empty(),
+        "json mode prints nothing on stderr: {}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -86,7 +124,12 @@ fn timeout_kills_the_whole_process_group_with_exit_124() {
         "-c",
         "(sleep 4; echo survived) & sleep 60",
     ]);
-    assert_eq!(output.status.code(), Some(124), "stderr: {}", stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(124),
+        "stderr: {}",
+        stderr(&output)
+    );
     assert!(!stdout(&output).contains("survived"));
     assert!(stderr(&output).contains("timed_out=yes"));
     assert!(started.elapsed() < Duration::from_secs(60));
@@ -96,7 +139,16 @@ fn timeout_kills_the_whole_process_group_with_exit_124() {
 fn sixty_four_mib_of_output_arrive_intact() {
     let size = 64 * 1024 * 1024;
     let mut child = pyro()
-        .command(&["run", "debian:12-base", "--timeout-seconds", "300", "--", "sh", "-c", &format!("yes pyro | head -c {size}")])
+        .command(&[
+            "run",
+            "debian:12-base",
+            "--timeout-seconds",
+            "300",
+            "--",
+            "sh",
+            "-c",
+            &format!("yes pyro | head -c {size}"),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -117,12 +169,21 @@ fn sixty_four_mib_of_output_arrive_intact() {
     assert!(status.success());
     assert_eq!(total, size);
     let expected: Vec<u8> = b"pyro\n".iter().copied().cycle().take(size).collect();
-    assert_eq!(hex::encode(hasher.finalize()), hex::encode(Sha256::digest(&expected)));
+    assert_eq!(
+        hex::encode(hasher.finalize()),
+        hex::encode(Sha256::digest(&expected))
+    );
 }
 
 #[test]
 fn non_utf8_bytes_are_passed_through_unchanged() {
-    let output = pyro().run(&["run", "debian:12-base", "--", "printf", "\\377\\376abc\\200\\n"]);
+    let output = pyro().run(&[
+        "run",
+        "debian:12-base",
+        "--",
+        "printf",
+        "\\377\\376abc\\200\\n",
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(output.stdout, b"\xff\xfeabc\x80\n");
 }
@@ -131,7 +192,14 @@ fn non_utf8_bytes_are_passed_through_unchanged() {
 fn two_runs_at_once_both_succeed() {
     let spawn = |word: &str| {
         pyro()
-            .command(&["run", "debian:12-base", "--", "sh", "-c", &format!("echo {word}; hostname")])
+            .command(&[
+                "run",
+                "debian:12-base",
+                "--",
+                "sh",
+                "-c",
+                &format!("echo {word}; hostname"),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -166,7 +234,11 @@ fn bad_input_gives_clear_errors() {
 
     let output = pyro().run(&["run", "debian:12", "--mem-mib", "64", "--", "true"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("mem_mib must be between 256 and 32768"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("mem_mib must be between 256 and 32768"),
+        "{}",
+        stderr(&output)
+    );
 
     let output = pyro().run(&["run", "debian:99", "--json", "--", "true"]);
     let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -193,7 +265,10 @@ fn a_killed_vmm_gives_a_clean_error_and_leaves_nothing_behind() {
             break;
         }
     }
-    assert!(seen.iter().any(|l| l.starts_with("[run] phase=execute")), "{seen:?}");
+    assert!(
+        seen.iter().any(|l| l.starts_with("[run] phase=execute")),
+        "{seen:?}"
+    );
     // Give the command a moment to start inside the guest, then kill QEMU.
     std::thread::sleep(Duration::from_millis(500));
     let qemu: Vec<u32> = pyro
@@ -202,7 +277,12 @@ fn a_killed_vmm_gives_a_clean_error_and_leaves_nothing_behind() {
         .filter(|(_, cmdline)| cmdline.contains("qemu-system"))
         .map(|(pid, _)| pid)
         .collect();
-    assert_eq!(qemu.len(), 1, "exactly one qemu: {:?}", pyro.own_processes());
+    assert_eq!(
+        qemu.len(),
+        1,
+        "exactly one qemu: {:?}",
+        pyro.own_processes()
+    );
     // SAFETY: kill(2) on the qemu we just found.
     unsafe {
         libc::kill(qemu[0] as i32, libc::SIGKILL);
@@ -212,10 +292,15 @@ fn a_killed_vmm_gives_a_clean_error_and_leaves_nothing_behind() {
     assert_eq!(status.code(), Some(1), "stderr: {rest:?}");
     let text = rest.join("\n");
     assert!(text.contains("stopped unexpectedly"), "{text}");
-    assert!(text.contains("last guest console lines") || text.contains("hint:"), "{text}");
+    assert!(
+        text.contains("last guest console lines") || text.contains("hint:"),
+        "{text}"
+    );
     let left = pyro.wait_for_no_vm_processes(Duration::from_secs(10));
     assert!(left.is_empty(), "leaked: {left:?}");
-    let vm_dirs = std::fs::read_dir(pyro.runtime_dir().join("vms")).map(|d| d.count()).unwrap_or(0);
+    let vm_dirs = std::fs::read_dir(pyro.runtime_dir().join("vms"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(vm_dirs, 0, "the VM's runtime directory is removed");
 }
 
@@ -237,12 +322,19 @@ fn doctor_reports_the_host() {
     assert!(text.lines().any(|l| l.starts_with("KVM: exists=")));
     assert!(text.contains("Capabilities: vm_boot=yes guest_exec=yes"));
     if std::path::Path::new("/sys/module/kvm_pvm").exists() {
-        assert!(text.contains("usable=no"), "PVM must be reported as not usable:\n{text}");
+        assert!(
+            text.contains("usable=no"),
+            "PVM must be reported as not usable:\n{text}"
+        );
         assert!(text.contains("accel=tcg"));
     }
     let report = pyro().json(&["doctor", "--json"]);
     assert_eq!(report["runtime_ok"], true);
-    assert!(report["tools"].as_array().unwrap().iter().any(|t| t["name"] == "vhost-device-vsock" && t["found"] == true));
+    assert!(report["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "vhost-device-vsock" && t["found"] == true));
 }
 
 #[test]

@@ -45,7 +45,9 @@ fn parse_options() -> anyhow::Result<Options> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => options.runs = args.next().context("--runs needs a number")?.parse()?,
-            "--environment" => options.environment = args.next().context("--environment needs a name")?,
+            "--environment" => {
+                options.environment = args.next().context("--environment needs a name")?;
+            }
             "--no-cli" => options.cli = false,
             other => bail!("unknown argument {other:?}"),
         }
@@ -61,9 +63,12 @@ fn main() -> anyhow::Result<()> {
     let paths = pyro_sdk::PyroPaths::from_env()?;
     let entry = lookup(&options.environment)?;
     let cache = EnvironmentCache::new(&paths.cache_dir);
-    let env = cache
-        .installed(entry)
-        .with_context(|| format!("{} is not installed: run `pyro env pull {}` first", entry.name, entry.name))?;
+    let env = cache.installed(entry).with_context(|| {
+        format!(
+            "{} is not installed: run `pyro env pull {}` first",
+            entry.name, entry.name
+        )
+    })?;
     let programs = HostPrograms::discover();
     let kvm = probe_kvm();
     let backend = select_backend(&programs, &kvm, None);
@@ -72,7 +77,9 @@ fn main() -> anyhow::Result<()> {
     }
     let bundle = GuestBundle::prepare(None, &paths.cache_dir)?;
     let initramfs = bundle.initramfs_for(&env)?;
-    let work = tempfile::Builder::new().prefix("pyro-bench-").tempdir_in("/tmp")?;
+    let work = tempfile::Builder::new()
+        .prefix("pyro-bench-")
+        .tempdir_in("/tmp")?;
     let floor_initramfs = work.path().join("floor.cpio");
     write_floor_initramfs(&floor_initramfs)?;
     let mkfs = programs.mkfs.path.clone().context("mkfs.ext4 not found")?;
@@ -128,7 +135,11 @@ fn main() -> anyhow::Result<()> {
         run_cli(&pyro, entry.name)?;
         for run in 0..options.runs {
             let took = run_cli(&pyro, entry.name)?;
-            println!("run {}: pyro run -- true {:.3}s", run + 1, took.as_secs_f64());
+            println!(
+                "run {}: pyro run -- true {:.3}s",
+                run + 1,
+                took.as_secs_f64()
+            );
             cli.push(took);
         }
     }
@@ -146,7 +157,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn time_floor(vmm: Arc<dyn Vmm>, spec: VmSpec) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let launched: Arc<dyn LaunchedVm> = tokio::task::spawn_blocking(move || vmm.launch(&spec)).await??.into();
+    let launched: Arc<dyn LaunchedVm> = tokio::task::spawn_blocking(move || vmm.launch(&spec))
+        .await??
+        .into();
     let exit = tokio::time::timeout(Duration::from_secs(120), launched.wait_exit()).await;
     let took = started.elapsed();
     let cleanup = Arc::clone(&launched);
@@ -173,7 +186,9 @@ fn write_floor_initramfs(path: &Path) -> anyhow::Result<()> {
         .into_iter()
         .map(|dir| dir.join("pyro-floor-init"))
         .find(|candidate| candidate.is_file())
-        .context("pyro-floor-init not found: scripts/bench-boot builds it with the guest binaries")?;
+        .context(
+            "pyro-floor-init not found: scripts/bench-boot builds it with the guest binaries",
+        )?;
     let entries = vec![
         ArchiveEntry::directory("dev", 0o755),
         ArchiveEntry::char_device("dev/console", 0o600, 5, 1),
@@ -194,7 +209,10 @@ fn pyro_binary() -> anyhow::Result<PathBuf> {
     if candidate.is_file() {
         Ok(candidate)
     } else {
-        bail!("{} not found: build it with `cargo build --release -p pyro-cli`", candidate.display())
+        bail!(
+            "{} not found: build it with `cargo build --release -p pyro-cli`",
+            candidate.display()
+        )
     }
 }
 

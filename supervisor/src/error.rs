@@ -42,6 +42,12 @@ pub enum SupervisorError {
     /// An environment operation failed.
     #[error(transparent)]
     Environment(#[from] EnvironmentError),
+    /// The environment manager could not provide an environment.
+    #[error("{}", body.chain())]
+    EnvironmentUnavailable {
+        /// Its error, as the manager reported it.
+        body: ErrorBody,
+    },
     /// A VM operation failed.
     #[error(transparent)]
     Actor(#[from] ActorError),
@@ -94,6 +100,61 @@ pub enum SupervisorError {
         /// The TTL.
         seconds: u64,
     },
+    /// The workspace does not exist.
+    #[error("workspace '{workspace_id}' does not exist")]
+    UnknownWorkspace {
+        /// The id asked for.
+        workspace_id: String,
+    },
+    /// The workspace's state does not allow the operation.
+    #[error("workspace {workspace_id} is {state}; {action} needs it {needs}")]
+    WorkspaceState {
+        /// The workspace.
+        workspace_id: String,
+        /// Its state.
+        state: &'static str,
+        /// The operation.
+        action: &'static str,
+        /// The state it needs.
+        needs: &'static str,
+    },
+    /// The snapshot does not exist.
+    #[error("snapshot '{name}' does not exist in workspace {workspace_id}")]
+    UnknownSnapshot {
+        /// The workspace.
+        workspace_id: String,
+        /// The name asked for.
+        name: String,
+    },
+    /// The snapshot name is taken.
+    #[error("snapshot '{name}' already exists in workspace {workspace_id}")]
+    SnapshotExists {
+        /// The workspace.
+        workspace_id: String,
+        /// The name.
+        name: String,
+    },
+    /// `baseline` cannot be created or deleted.
+    #[error("the snapshot name 'baseline' is reserved for the create-time seed")]
+    BaselineReserved,
+    /// A guest path was refused.
+    #[error(transparent)]
+    Path(#[from] crate::workspace::paths::PathError),
+    /// A host output path exists already.
+    #[error("{} already exists; pyro never overwrites, choose a new output path", path.display())]
+    OutputExists {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A seed or export archive was refused or failed.
+    #[error(transparent)]
+    Archive(#[from] pyro_actors::archive::ArchiveError),
+    /// Reading a stopped workspace's disk failed.
+    #[error(transparent)]
+    Disk(#[from] pyro_actors::disk::DiskError),
+    /// The record database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// An actor the request needed is gone.
     #[error("{what} is shutting down")]
     ActorGone {
@@ -120,6 +181,7 @@ impl SupervisorError {
                 ErrorCode::BackendUnavailable
             }
             Self::Environment(err) => environment_code(err),
+            Self::EnvironmentUnavailable { body } => body.code,
             Self::Actor(err) => actor_code(err),
             Self::AlreadyRunning { .. } => ErrorCode::Conflict,
             Self::InvalidRequest { .. } => ErrorCode::InvalidArgument,
@@ -127,6 +189,15 @@ impl SupervisorError {
             Self::LimitReached { .. } => ErrorCode::LimitReached,
             Self::TtlExpired { .. } => ErrorCode::GuestUnavailable,
             Self::ActorGone { .. } => ErrorCode::SupervisorUnavailable,
+            Self::UnknownWorkspace { .. } => ErrorCode::UnknownWorkspace,
+            Self::WorkspaceState { .. }
+            | Self::SnapshotExists { .. }
+            | Self::OutputExists { .. } => ErrorCode::Conflict,
+            Self::UnknownSnapshot { .. } => ErrorCode::NotFound,
+            Self::BaselineReserved | Self::Path(_) => ErrorCode::InvalidArgument,
+            Self::Store(_) => ErrorCode::Internal,
+            Self::Archive(err) => archive_code(err),
+            Self::Disk(_) => ErrorCode::NotFound,
         }
     }
 
@@ -142,6 +213,17 @@ impl SupervisorError {
                 "wait for a run to finish or delete a workspace; raise the limit with PYRO_MAX_RUNNING_VMS".to_owned(),
             ),
             Self::Environment(err) => environment_hint(err),
+            Self::EnvironmentUnavailable { body } => body.hint.clone(),
+            Self::UnknownWorkspace { .. } => Some("list workspaces with `pyro workspace list`".to_owned()),
+            Self::WorkspaceState { workspace_id, needs, .. } if *needs == "started" => {
+                Some(format!("start it with `pyro workspace start {workspace_id}`"))
+            }
+            Self::WorkspaceState { workspace_id, needs, .. } if *needs == "stopped" => {
+                Some(format!("stop it with `pyro workspace stop {workspace_id}`"))
+            }
+            Self::UnknownSnapshot { workspace_id, .. } => {
+                Some(format!("list snapshots with `pyro workspace snapshot list {workspace_id}`"))
+            }
             Self::Actor(err) => actor_hint(err),
             _ => None,
         }
@@ -157,6 +239,15 @@ impl SupervisorError {
                 .map(|console| format!("last guest console lines:\n{console}"));
         }
         body
+    }
+}
+
+fn archive_code(err: &pyro_actors::archive::ArchiveError) -> ErrorCode {
+    use pyro_actors::archive::ArchiveError;
+    match err {
+        ArchiveError::OutputExists { .. } => ErrorCode::Conflict,
+        ArchiveError::Io { .. } => ErrorCode::Internal,
+        _ => ErrorCode::InvalidArgument,
     }
 }
 

@@ -25,9 +25,12 @@ pub mod guest_bundle;
 pub mod host;
 pub mod ids;
 pub mod observability;
+pub mod reaper;
 pub mod root;
 pub mod runner;
 pub mod runtime;
+pub mod store;
+pub mod workspace;
 
 use std::fs::File;
 use std::os::unix::fs::DirBuilderExt;
@@ -77,12 +80,9 @@ pub async fn serve(settings: Settings) -> Result<(), SupervisorError> {
     }
     let cache = Arc::new(EnvironmentCache::new(&paths.cache_dir));
     let environments = EnvironmentManager::new(Arc::clone(&cache)).start();
-    let root = RootSupervisor::new(
-        Arc::clone(&backend.vmm),
-        settings.boot_timeout,
-        settings.max_running_vms,
-    )
-    .start();
+    let root = RootSupervisor::new(Arc::clone(&backend.vmm), settings.boot_timeout).start();
+    let store = start_store(&paths.data_dir.join("pyro.db"))?;
+    let vm_slots = Arc::new(tokio::sync::Semaphore::new(settings.max_running_vms));
     let runtime = Runtime {
         mkfs: programs
             .mkfs
@@ -98,7 +98,12 @@ pub async fn serve(settings: Settings) -> Result<(), SupervisorError> {
         bundle,
         root: root.clone(),
         environments,
+        store,
+        vmm: Arc::clone(&backend.vmm),
+        vm_slots,
     };
+    workspace::resume_all(&runtime).await?;
+    let _reaper = reaper::Reaper::new(runtime.clone()).start();
 
     let socket = paths.socket();
     let _ = std::fs::remove_file(&socket);
@@ -132,6 +137,16 @@ pub async fn serve(settings: Settings) -> Result<(), SupervisorError> {
     let _ = server_task.await;
     tracing::info!("supervisor stopped");
     Ok(())
+}
+
+/// Opens the record database and runs it on its own thread.
+fn start_store(path: &Path) -> Result<actix::Addr<store::StoreActor>, SupervisorError> {
+    let opened = std::sync::Mutex::new(Some(store::Store::open(path)?));
+    let path = path.to_owned();
+    Ok(actix::SyncArbiter::start(1, move || {
+        let store = opened.lock().ok().and_then(|mut slot| slot.take());
+        store::StoreActor::new(store, &path)
+    }))
 }
 
 fn make_private_dir(dir: &Path) -> Result<(), SupervisorError> {

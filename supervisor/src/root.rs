@@ -1,8 +1,9 @@
 //! The root of the supervision tree: owns every VM actor.
 //!
-//! It enforces the running-VM limit, hears about VMs that die, and on
-//! shutdown stops every VM before the system exits, so no VMM process, sidecar
-//! or socket outlives the supervisor.
+//! It tracks one-shot VMs and workspace actors, hears about one-shot VMs
+//! that die, and on shutdown stops every VM before the system exits, so no
+//! VMM process, sidecar or socket outlives the supervisor. (The running-VM
+//! limit is a semaphore in the runtime, shared by runs and workspaces.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use actix::prelude::*;
 use pyro_actors::vm::{StopVm, VmActor, VmEvent, VmEventKind, VmSpec, Vmm};
 
 use crate::error::SupervisorError;
+use crate::workspace::messages::Suspend;
+use crate::workspace::WorkspaceActor;
 
 /// Start a VM actor for `spec` (not booted yet).
 #[derive(Debug, Message)]
@@ -39,6 +42,37 @@ pub struct CountVms;
 #[rtype(result = "()")]
 pub struct StopAllVms;
 
+/// Track a workspace actor.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RegisterWorkspace {
+    /// The workspace.
+    pub workspace_id: String,
+    /// Its actor.
+    pub addr: Addr<WorkspaceActor>,
+}
+
+/// Forget a deleted workspace.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ForgetWorkspace {
+    /// The workspace.
+    pub workspace_id: String,
+}
+
+/// A workspace's actor, if it exists.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<Addr<WorkspaceActor>>")]
+pub struct GetWorkspace {
+    /// The workspace.
+    pub workspace_id: String,
+}
+
+/// Every workspace actor.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Addr<WorkspaceActor>>")]
+pub struct AllWorkspaces;
+
 /// How long shutdown waits for all VMs to stop.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
 
@@ -47,18 +81,18 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
 pub struct RootSupervisor {
     vmm: Arc<dyn Vmm>,
     boot_timeout: Duration,
-    max_running_vms: usize,
     vms: HashMap<String, Addr<VmActor>>,
+    workspaces: HashMap<String, Addr<WorkspaceActor>>,
 }
 
 impl RootSupervisor {
-    /// A root that boots VMs with `vmm`.
-    pub fn new(vmm: Arc<dyn Vmm>, boot_timeout: Duration, max_running_vms: usize) -> Self {
+    /// A root that boots one-shot VMs with `vmm`.
+    pub fn new(vmm: Arc<dyn Vmm>, boot_timeout: Duration) -> Self {
         Self {
             vmm,
             boot_timeout,
-            max_running_vms,
             vms: HashMap::new(),
+            workspaces: HashMap::new(),
         }
     }
 
@@ -76,12 +110,6 @@ impl Handler<SpawnVm> for RootSupervisor {
 
     fn handle(&mut self, msg: SpawnVm, ctx: &mut Self::Context) -> Self::Result {
         self.prune_dead();
-        if self.vms.len() >= self.max_running_vms {
-            return Err(SupervisorError::LimitReached {
-                limit: self.max_running_vms,
-                running: self.vms.len(),
-            });
-        }
         let vm_id = msg.spec.vm_id.clone();
         let addr = VmActor::new(msg.spec, Arc::clone(&self.vmm), self.boot_timeout)
             .with_owner(ctx.address().recipient())
@@ -128,10 +156,51 @@ impl Handler<StopAllVms> for RootSupervisor {
 
     fn handle(&mut self, _msg: StopAllVms, _ctx: &mut Self::Context) -> Self::Result {
         let vms: Vec<Addr<VmActor>> = self.vms.drain().map(|(_, addr)| addr).collect();
+        let workspaces: Vec<Addr<WorkspaceActor>> = self.workspaces.values().cloned().collect();
         Box::pin(async move {
             let stops = vms.iter().map(|vm| vm.send(StopVm));
-            let _ =
-                tokio::time::timeout(SHUTDOWN_WAIT, futures_util::future::join_all(stops)).await;
+            let suspends = workspaces.iter().map(|ws| ws.send(Suspend));
+            let all = futures_util::future::join(
+                futures_util::future::join_all(stops),
+                futures_util::future::join_all(suspends),
+            );
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, all).await;
         })
+    }
+}
+
+impl Handler<RegisterWorkspace> for RootSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegisterWorkspace, _ctx: &mut Self::Context) {
+        self.workspaces.insert(msg.workspace_id, msg.addr);
+    }
+}
+
+impl Handler<ForgetWorkspace> for RootSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForgetWorkspace, _ctx: &mut Self::Context) {
+        self.workspaces.remove(&msg.workspace_id);
+    }
+}
+
+impl Handler<GetWorkspace> for RootSupervisor {
+    type Result = Option<Addr<WorkspaceActor>>;
+
+    fn handle(&mut self, msg: GetWorkspace, _ctx: &mut Self::Context) -> Self::Result {
+        self.workspaces
+            .get(&msg.workspace_id)
+            .filter(|addr| addr.connected())
+            .cloned()
+    }
+}
+
+impl Handler<AllWorkspaces> for RootSupervisor {
+    type Result = Vec<Addr<WorkspaceActor>>;
+
+    fn handle(&mut self, _msg: AllWorkspaces, _ctx: &mut Self::Context) -> Self::Result {
+        self.workspaces.retain(|_, addr| addr.connected());
+        self.workspaces.values().cloned().collect()
     }
 }

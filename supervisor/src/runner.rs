@@ -73,6 +73,7 @@ struct EphemeralVm {
     addr: Addr<VmActor>,
     disk_dir: PathBuf,
     run_dir: PathBuf,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 async fn run(
@@ -93,6 +94,7 @@ async fn run(
         .await;
 
     let env = ensure_environment(runtime, &request.environment, events).await?;
+    let slot = runtime.take_vm_slot().map_err(|err| err.to_body())?;
     let vm_id = new_id();
     let disk_dir = runtime.settings.vm_data_dir().join(&vm_id);
     let spec = {
@@ -146,6 +148,7 @@ async fn run(
         addr,
         disk_dir,
         run_dir: runtime.settings.vm_run_dir().join(&vm_id),
+        _slot: slot,
     };
 
     let ttl = Duration::from_secs(request.ttl_seconds);

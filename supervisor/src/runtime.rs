@@ -8,6 +8,9 @@ use actix::Addr;
 use pyro_actors::vm::qemu::{Accel, QemuConfig, QemuVmm};
 use pyro_actors::vm::Vmm;
 use pyro_sdk::api::{BackendChoice, ErrorBody};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::store::StoreActor;
 
 use crate::config::Settings;
 use crate::env_manager::EnvironmentManager;
@@ -40,6 +43,25 @@ pub struct Runtime {
     pub root: Addr<RootSupervisor>,
     /// Installs environments.
     pub environments: Addr<EnvironmentManager>,
+    /// The record database.
+    pub store: Addr<StoreActor>,
+    /// Boots VMs.
+    pub vmm: Arc<dyn Vmm>,
+    /// Slots of the running-VM limit, shared by runs and workspaces.
+    pub vm_slots: Arc<Semaphore>,
+}
+
+impl Runtime {
+    /// Takes a running-VM slot, or says the limit is reached.
+    pub fn take_vm_slot(&self) -> Result<OwnedSemaphorePermit, SupervisorError> {
+        Arc::clone(&self.vm_slots).try_acquire_owned().map_err(|_| {
+            let limit = self.settings.max_running_vms;
+            SupervisorError::LimitReached {
+                limit,
+                running: limit.saturating_sub(self.vm_slots.available_permits()),
+            }
+        })
+    }
 }
 
 /// The VMM backend, or why there is none.

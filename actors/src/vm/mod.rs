@@ -321,10 +321,12 @@ impl Handler<StopVm> for VmActor {
 fn stop_when(
     work: impl ActorFuture<VmActor, Output = ()> + 'static,
 ) -> ResponseActFuture<VmActor, Result<()>> {
-    Box::pin(work.map(|(), _act: &mut VmActor, ctx: &mut Context<VmActor>| {
-        ctx.stop();
-        Ok(())
-    }))
+    Box::pin(
+        work.map(|(), _act: &mut VmActor, ctx: &mut Context<VmActor>| {
+            ctx.stop();
+            Ok(())
+        }),
+    )
 }
 
 impl Handler<AwaitExit> for VmActor {

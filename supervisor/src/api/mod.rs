@@ -15,6 +15,7 @@
 mod error;
 mod ndjson;
 mod routes;
+mod workspaces;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -56,6 +57,7 @@ pub fn bind(state: ApiState, socket: &Path) -> Result<actix_web::dev::Server, Su
                 web::PathConfig::default()
                     .error_handler(|err, _req| ApiError::invalid(err.to_string()).into()),
             )
+            .service(workspaces::scope())
             .service(routes::scope())
             .default_service(web::to(routes::not_found))
     })

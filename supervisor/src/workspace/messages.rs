@@ -1,0 +1,145 @@
+//! Messages to the workspace actor: one per verb.
+
+use actix::prelude::*;
+use pyro_sdk::api::workspace::{
+    DeleteResult, DiffRequest, DiffResult, DiskExportRequest, DiskExportResult, ExecEvent,
+    ExecRequest, ExportRequest, ExportResult, ListRequest, ListResult, LogList, PatchRequest,
+    PatchResult, ReadRequest, ReadResult, ResetRequest, ResetResult, SnapshotDeleted, SnapshotInfo,
+    SnapshotList, SnapshotRequest, SyncPushRequest, SyncPushResult, UpdateWorkspaceRequest,
+    WorkspaceInfo, WriteRequest, WriteResult,
+};
+use tokio::sync::mpsc;
+
+use crate::error::SupervisorError;
+use crate::store::WorkspaceRecord;
+
+type Answer<T> = Result<T, SupervisorError>;
+
+/// The workspace as the API shows it.
+#[derive(Debug, Message)]
+#[rtype(result = "WorkspaceInfo")]
+pub struct GetInfo;
+
+/// The record, for the reaper and listings.
+#[derive(Debug, Message)]
+#[rtype(result = "WorkspaceRecord")]
+pub struct GetRecord;
+
+/// Finish creating: boot the VM and restore the baseline into /workspace.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<WorkspaceInfo>")]
+pub struct Boot;
+
+/// Run a command; events go to `events`, the last one a result or error.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Exec {
+    /// What to run.
+    pub request: ExecRequest,
+    /// Where its output and result go.
+    pub events: mpsc::Sender<ExecEvent>,
+}
+
+/// Change name, labels or TTL.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<WorkspaceInfo>")]
+pub struct Update(pub UpdateWorkspaceRequest);
+
+/// The command history.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<LogList>")]
+pub struct Logs;
+
+/// Copy a host directory or archive into the workspace.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<SyncPushResult>")]
+pub struct SyncPush(pub SyncPushRequest);
+
+/// Copy a path out of the workspace to the host.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ExportResult>")]
+pub struct Export(pub ExportRequest);
+
+/// Compare /workspace with a snapshot.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<DiffResult>")]
+pub struct Diff(pub DiffRequest);
+
+/// List a path of the running workspace.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ListResult>")]
+pub struct ListFiles(pub ListRequest);
+
+/// Read a file of the running workspace.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ReadResult>")]
+pub struct ReadFile(pub ReadRequest);
+
+/// Write a file of the running workspace.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<WriteResult>")]
+pub struct WriteFile(pub WriteRequest);
+
+/// Apply a unified diff, all files or none.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<PatchResult>")]
+pub struct ApplyPatch(pub PatchRequest);
+
+/// Take a named snapshot of /workspace.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<SnapshotInfo>")]
+pub struct CreateSnapshot(pub SnapshotRequest);
+
+/// The snapshots.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<SnapshotList>")]
+pub struct ListSnapshots;
+
+/// Remove a named snapshot.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<SnapshotDeleted>")]
+pub struct DeleteSnapshot(pub String);
+
+/// Recreate the disk and restore a snapshot.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ResetResult>")]
+pub struct Reset(pub ResetRequest);
+
+/// Power off; the disk is kept.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<WorkspaceInfo>")]
+pub struct Stop;
+
+/// Boot a stopped workspace on its disk.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<WorkspaceInfo>")]
+pub struct Start;
+
+/// Remove the workspace and everything it has.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<DeleteResult>")]
+pub struct Delete {
+    /// `explicit_delete` or `ttl_expired`.
+    pub reason: &'static str,
+}
+
+/// Copy the stopped workspace's disk image out.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<DiskExportResult>")]
+pub struct DiskExport(pub DiskExportRequest);
+
+/// List a path of the stopped workspace's disks.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ListResult>")]
+pub struct DiskList(pub ListRequest);
+
+/// Read a file of the stopped workspace's disks.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ReadResult>")]
+pub struct DiskRead(pub ReadRequest);
+
+/// Supervisor shutdown: power the VM off and keep the state for the next
+/// start.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Suspend;

@@ -1,0 +1,942 @@
+//! Persistent workspaces: one actor per workspace, owning its record, its
+//! files and its VM.
+//!
+//! The actor is a thin shell. The rules live in [`core`] (states, counters,
+//! updates), the host files in [`files`] and [`snapshot`], the VM handling in
+//! [`vm`], guest paths in [`paths`]; each operation's work is an async
+//! function in `ops/` that the actor runs without blocking itself, so a long
+//! exec never holds up a status call. Record changes are made synchronously
+//! in the actor and persisted in order by [`writer`].
+//!
+//! This actor lives in the supervisor crate rather than `pyro-actors`
+//! because it composes supervisor services (the record store, the
+//! environment manager, the guest bundle); the VM, vsock and file libraries
+//! it drives are in `pyro-actors`.
+//!
+//! When the VM dies unasked, the workspace's failure policy applies:
+//! `restart` boots it again on the same disk, `reset` recreates the disk
+//! from the baseline, `stop` marks it stopped with the error.
+
+pub mod core;
+pub mod create;
+pub mod files;
+pub mod messages;
+mod ops;
+pub mod paths;
+pub mod snapshot;
+pub mod vm;
+pub mod writer;
+
+use std::collections::HashSet;
+
+use actix::prelude::*;
+use pyro_actors::vm::{VmEvent, VmEventKind};
+use pyro_sdk::api::workspace::{
+    is_simple_name, DeleteResult, DiffResult, DiskExportResult, ExecEvent, ExportResult,
+    FailurePolicy, ListResult, LogEntry, LogList, PatchResult, ReadResult, ResetInfo, ResetResult,
+    SnapshotDeleted, SnapshotInfo, SnapshotList, SyncPushResult, WorkspaceInfo, WorkspaceState,
+    WriteResult,
+};
+
+use self::core::{rfc3339, Lifecycle, Plan, WorkspaceCore};
+use self::files::WorkspaceDir;
+use self::messages::*;
+use self::vm::WorkspaceVm;
+use self::writer::{RecordWriter, StoreWrite};
+use crate::error::SupervisorError;
+use crate::root::ForgetWorkspace;
+use crate::runtime::Runtime;
+use crate::store::{SnapshotKind, SnapshotRecord, WithStore, WorkspaceRecord};
+
+/// One workspace.
+#[derive(Debug)]
+pub struct WorkspaceActor {
+    core: WorkspaceCore,
+    runtime: Runtime,
+    dir: WorkspaceDir,
+    writer: RecordWriter,
+    vm: Option<WorkspaceVm>,
+    pending_snapshots: HashSet<String>,
+}
+
+impl WorkspaceActor {
+    /// An actor for `record`, whose files are in `dir`.
+    pub fn new(record: WorkspaceRecord, runtime: Runtime) -> Self {
+        let dir = WorkspaceDir::new(&runtime.settings.paths.data_dir, &record.id);
+        let writer = RecordWriter::spawn(runtime.store.clone());
+        Self {
+            core: WorkspaceCore::new(record),
+            runtime,
+            dir,
+            writer,
+            vm: None,
+            pending_snapshots: HashSet::new(),
+        }
+    }
+
+    fn save(&self) {
+        self.writer
+            .write(StoreWrite::Save(self.core.record().clone()));
+    }
+
+    fn info(&self) -> WorkspaceInfo {
+        self.core.info(0, 0)
+    }
+
+    /// The running VM's address, if the workspace may run data operations.
+    fn running_vm(
+        &self,
+        action: &'static str,
+    ) -> Result<Addr<pyro_actors::vm::VmActor>, SupervisorError> {
+        self.core.require_started(action)?;
+        self.vm
+            .as_ref()
+            .map(|vm| vm.addr.clone())
+            .ok_or_else(|| SupervisorError::WorkspaceState {
+                workspace_id: self.core.id().to_owned(),
+                state: self.core.state().as_str(),
+                action,
+                needs: "started",
+            })
+    }
+
+    /// Runs a data operation against the running VM: checks the state,
+    /// records the activity, and does the work without blocking the actor.
+    fn data_op<T, Fut>(
+        &mut self,
+        action: &'static str,
+        work: impl FnOnce(Addr<pyro_actors::vm::VmActor>) -> Fut,
+    ) -> ResponseFuture<Result<T, SupervisorError>>
+    where
+        Fut: std::future::Future<Output = Result<T, SupervisorError>> + 'static,
+        T: 'static,
+    {
+        match self.running_vm(action) {
+            Err(err) => Box::pin(async move { Err(err) }),
+            Ok(addr) => {
+                self.core.touch();
+                self.save();
+                Box::pin(work(addr))
+            }
+        }
+    }
+
+    /// Boots the VM (and optionally restores a snapshot into a fresh disk),
+    /// then settles the lifecycle operation.
+    fn boot_then_finish(
+        &mut self,
+        ctx: &mut Context<Self>,
+        restore: Option<ops::Restore>,
+    ) -> ResponseActFuture<Self, Result<Option<ops::Restored>, SupervisorError>> {
+        let old_vm = self.vm.take();
+        let runtime = self.runtime.clone();
+        let record = self.core.record().clone();
+        let dir = self.dir.clone();
+        let owner = ctx.address().recipient::<VmEvent>();
+        let work = async move {
+            if let Some(old) = old_vm {
+                vm::shut_down(old).await;
+            }
+            if let Some(restore) = &restore {
+                ops::recreate_disk(&runtime, &dir, record.disk_mib, restore).await?;
+            }
+            let booted = vm::boot(&runtime, &record, &dir, owner).await?;
+            let restored = match &restore {
+                Some(restore) => match ops::restore(&booted, &dir, restore).await {
+                    Ok(restored) => Some(restored),
+                    Err(err) => {
+                        vm::shut_down(booted).await;
+                        return Err(err);
+                    }
+                },
+                None => None,
+            };
+            Ok((booted, restored))
+        };
+        Box::pin(work.into_actor(self).map(|result, act, _ctx| match result {
+            Ok((booted, restored)) => {
+                act.vm = Some(booted);
+                act.core.finish(WorkspaceState::Started, None);
+                act.save();
+                Ok(restored)
+            }
+            Err(err) => {
+                act.core
+                    .finish(WorkspaceState::Stopped, Some(err.to_string()));
+                act.save();
+                Err(err)
+            }
+        }))
+    }
+}
+
+impl Actor for WorkspaceActor {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if let Some(vm) = self.vm.take() {
+            actix::spawn(vm::shut_down(vm));
+        }
+    }
+}
+
+impl Handler<GetInfo> for WorkspaceActor {
+    type Result = MessageResult<GetInfo>;
+
+    fn handle(&mut self, _msg: GetInfo, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.info())
+    }
+}
+
+impl Handler<GetRecord> for WorkspaceActor {
+    type Result = MessageResult<GetRecord>;
+
+    fn handle(&mut self, _msg: GetRecord, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.core.record().clone())
+    }
+}
+
+impl Handler<Boot> for WorkspaceActor {
+    type Result = ResponseActFuture<Self, Result<WorkspaceInfo, SupervisorError>>;
+
+    fn handle(&mut self, _msg: Boot, ctx: &mut Self::Context) -> Self::Result {
+        if self.core.state() != WorkspaceState::Creating {
+            let info = self.info();
+            return Box::pin(actix::fut::ready(Ok(info)));
+        }
+        let runtime = self.runtime.clone();
+        let record = self.core.record().clone();
+        let dir = self.dir.clone();
+        let owner = ctx.address().recipient::<VmEvent>();
+        let work = async move {
+            let booted = vm::boot(&runtime, &record, &dir, owner).await?;
+            let restore = ops::Restore::snapshot("baseline");
+            match ops::restore(&booted, &dir, &restore).await {
+                Ok(_) => Ok(booted),
+                Err(err) => {
+                    vm::shut_down(booted).await;
+                    Err(err)
+                }
+            }
+        };
+        Box::pin(work.into_actor(self).then(|result, act, _ctx| {
+            let outcome = result.map(|booted| {
+                act.vm = Some(booted);
+                act.core.created();
+            });
+            let writer = act.writer.clone();
+            let record = act.core.record().clone();
+            let info = act.info();
+            async move {
+                outcome?;
+                writer.write_and_wait(StoreWrite::Save(record)).await?;
+                Ok(info)
+            }
+            .into_actor(act)
+        }))
+    }
+}
+
+impl Handler<Exec> for WorkspaceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Exec, ctx: &mut Self::Context) {
+        let events = msg.events.clone();
+        let prepared = self
+            .running_vm("exec")
+            .and_then(|addr| ops::exec::prepare(&msg.request).map(|plan| (addr, plan)));
+        let (addr, plan) = match prepared {
+            Ok(prepared) => prepared,
+            Err(err) => {
+                actix::spawn(async move {
+                    let _ = events.send(ExecEvent::Error(err.to_body())).await;
+                });
+                return;
+            }
+        };
+        self.core.touch();
+        let run = ops::exec::run(addr, plan, msg.events);
+        ctx.spawn(run.into_actor(self).then(|outcome, act, _ctx| {
+            let finish = outcome.map(|finished| {
+                let sequence = act.core.next_sequence();
+                let (summary, command) = finished.record(act.core.id(), sequence);
+                act.core.command_finished(summary);
+                (finished, command, act.core.record().clone())
+            });
+            let dir = act.dir.clone();
+            let writer = act.writer.clone();
+            let base = act.info();
+            async move {
+                match finish {
+                    Ok((finished, command, record)) => {
+                        ops::exec::finish(finished, command, record, &base, &dir, &writer).await;
+                    }
+                    Err(abandoned) => abandoned.report().await,
+                }
+            }
+            .into_actor(act)
+        }));
+    }
+}
+
+impl Handler<SyncPush> for WorkspaceActor {
+    type Result = ResponseFuture<Result<SyncPushResult, SupervisorError>>;
+
+    fn handle(&mut self, msg: SyncPush, _ctx: &mut Self::Context) -> Self::Result {
+        let (dir, id) = (self.dir.clone(), self.core.id().to_owned());
+        self.data_op("sync push", |vm| {
+            ops::transfer::sync_push(vm, dir, id, msg.0)
+        })
+    }
+}
+
+impl Handler<Export> for WorkspaceActor {
+    type Result = ResponseFuture<Result<ExportResult, SupervisorError>>;
+
+    fn handle(&mut self, msg: Export, _ctx: &mut Self::Context) -> Self::Result {
+        let (dir, id) = (self.dir.clone(), self.core.id().to_owned());
+        self.data_op("export", |vm| ops::transfer::export(vm, dir, id, msg.0))
+    }
+}
+
+impl Handler<ListFiles> for WorkspaceActor {
+    type Result = ResponseFuture<Result<ListResult, SupervisorError>>;
+
+    fn handle(&mut self, msg: ListFiles, _ctx: &mut Self::Context) -> Self::Result {
+        let id = self.core.id().to_owned();
+        self.data_op("file list", |vm| ops::inspect::list(vm, id, msg.0))
+    }
+}
+
+impl Handler<ReadFile> for WorkspaceActor {
+    type Result = ResponseFuture<Result<ReadResult, SupervisorError>>;
+
+    fn handle(&mut self, msg: ReadFile, _ctx: &mut Self::Context) -> Self::Result {
+        let id = self.core.id().to_owned();
+        self.data_op("file read", |vm| ops::inspect::read(vm, id, msg.0))
+    }
+}
+
+impl Handler<WriteFile> for WorkspaceActor {
+    type Result = ResponseFuture<Result<WriteResult, SupervisorError>>;
+
+    fn handle(&mut self, msg: WriteFile, _ctx: &mut Self::Context) -> Self::Result {
+        let id = self.core.id().to_owned();
+        self.data_op("file write", |vm| ops::modify::write(vm, id, msg.0))
+    }
+}
+
+impl Handler<ApplyPatch> for WorkspaceActor {
+    type Result = ResponseFuture<Result<PatchResult, SupervisorError>>;
+
+    fn handle(&mut self, msg: ApplyPatch, _ctx: &mut Self::Context) -> Self::Result {
+        let id = self.core.id().to_owned();
+        self.data_op("patch apply", |vm| ops::modify::apply_patch(vm, id, msg.0))
+    }
+}
+
+impl Handler<Diff> for WorkspaceActor {
+    type Result = ResponseFuture<Result<DiffResult, SupervisorError>>;
+
+    fn handle(&mut self, msg: Diff, _ctx: &mut Self::Context) -> Self::Result {
+        let (dir, id) = (self.dir.clone(), self.core.id().to_owned());
+        let against = msg.0.against.unwrap_or_else(|| "baseline".to_owned());
+        let store = self.runtime.store.clone();
+        self.data_op("diff", move |vm| async move {
+            require_snapshot(&store, &id, &against).await?;
+            ops::inspect::diff(vm, dir, id, against).await
+        })
+    }
+}
+
+impl Handler<CreateSnapshot> for WorkspaceActor {
+    type Result = ResponseActFuture<Self, Result<SnapshotInfo, SupervisorError>>;
+
+    fn handle(&mut self, msg: CreateSnapshot, _ctx: &mut Self::Context) -> Self::Result {
+        let name = msg.0.name;
+        let check = if name == "baseline" {
+            Err(SupervisorError::BaselineReserved)
+        } else if !is_simple_name(&name) {
+            Err(SupervisorError::InvalidRequest {
+                message: format!(
+                    "snapshot name {name:?} must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}$"
+                ),
+            })
+        } else if self.pending_snapshots.contains(&name) {
+            Err(SupervisorError::SnapshotExists {
+                workspace_id: self.core.id().to_owned(),
+                name: name.clone(),
+            })
+        } else {
+            self.running_vm("snapshot create")
+        };
+        let vm = match check {
+            Ok(vm) => vm,
+            Err(err) => return Box::pin(actix::fut::ready(Err(err))),
+        };
+        self.pending_snapshots.insert(name.clone());
+        let (dir, id, store) = (
+            self.dir.clone(),
+            self.core.id().to_owned(),
+            self.runtime.store.clone(),
+        );
+        let writer = self.writer.clone();
+        let pending = name.clone();
+        let work = async move {
+            let lookup = (id.clone(), name.clone());
+            let exists = store
+                .send(WithStore::new(move |store| {
+                    store.snapshot(&lookup.0, &lookup.1)
+                }))
+                .await
+                .map_err(|_| store_gone())??;
+            if exists.is_some() {
+                return Err(SupervisorError::SnapshotExists {
+                    workspace_id: id,
+                    name,
+                });
+            }
+            let totals = ops::inspect::snapshot(vm, dir, name.clone()).await?;
+            let record = SnapshotRecord {
+                workspace_id: id,
+                name,
+                kind: SnapshotKind::Named,
+                created_at_ms: core::now_ms(),
+                entry_count: totals.entry_count,
+                bytes_total: totals.bytes_total,
+                bytes_stored: totals.bytes_stored,
+            };
+            writer
+                .write_and_wait(StoreWrite::InsertSnapshot(record.clone()))
+                .await?;
+            Ok(snapshot_info(&record))
+        };
+        Box::pin(work.into_actor(self).map(move |result, act, _ctx| {
+            act.pending_snapshots.remove(&pending);
+            result
+        }))
+    }
+}
+
+impl Handler<ListSnapshots> for WorkspaceActor {
+    type Result = ResponseFuture<Result<SnapshotList, SupervisorError>>;
+
+    fn handle(&mut self, _msg: ListSnapshots, _ctx: &mut Self::Context) -> Self::Result {
+        let (store, id) = (self.runtime.store.clone(), self.core.id().to_owned());
+        Box::pin(async move {
+            let query = id.clone();
+            let records = store
+                .send(WithStore::new(move |store| store.snapshots(&query)))
+                .await
+                .map_err(|_| store_gone())??;
+            let snapshots: Vec<SnapshotInfo> = records.iter().map(snapshot_info).collect();
+            Ok(SnapshotList {
+                workspace_id: id,
+                count: snapshots.len(),
+                snapshots,
+            })
+        })
+    }
+}
+
+impl Handler<DeleteSnapshot> for WorkspaceActor {
+    type Result = ResponseFuture<Result<SnapshotDeleted, SupervisorError>>;
+
+    fn handle(&mut self, msg: DeleteSnapshot, _ctx: &mut Self::Context) -> Self::Result {
+        let name = msg.0;
+        let (store, id, dir, writer) = (
+            self.runtime.store.clone(),
+            self.core.id().to_owned(),
+            self.dir.clone(),
+            self.writer.clone(),
+        );
+        Box::pin(async move {
+            if name == "baseline" {
+                return Err(SupervisorError::BaselineReserved);
+            }
+            require_snapshot(&store, &id, &name).await?;
+            writer
+                .write_and_wait(StoreWrite::DeleteSnapshot {
+                    workspace_id: id.clone(),
+                    name: name.clone(),
+                })
+                .await?;
+            let query = id.clone();
+            let remaining: Vec<String> = store
+                .send(WithStore::new(move |store| store.snapshots(&query)))
+                .await
+                .map_err(|_| store_gone())??
+                .into_iter()
+                .map(|s| s.name)
+                .collect();
+            let gc_name = name.clone();
+            crate::runner::blocking(move || dir.delete_manifest(&gc_name, &remaining))
+                .await?
+                .map_err(|source| {
+                    SupervisorError::io("removing the files of snapshot", &name, source)
+                })?;
+            Ok(SnapshotDeleted {
+                workspace_id: id,
+                snapshot_name: name,
+                deleted: true,
+            })
+        })
+    }
+}
+
+impl Handler<Reset> for WorkspaceActor {
+    type Result = ResponseActFuture<Self, Result<ResetResult, SupervisorError>>;
+
+    fn handle(&mut self, msg: Reset, _ctx: &mut Self::Context) -> Self::Result {
+        let name = msg.0.snapshot.unwrap_or_else(|| "baseline".to_owned());
+        let (store, id) = (self.runtime.store.clone(), self.core.id().to_owned());
+        let lookup = name.clone();
+        let check = async move { require_snapshot(&store, &id, &lookup).await };
+        Box::pin(check.into_actor(self).then(move |found, act, ctx| {
+            let started = found
+                .and_then(|record| act.core.begin(Lifecycle::Reset).map(|plan| (record, plan)));
+            let record = match started {
+                Ok((record, _plan)) => record,
+                Err(err) => {
+                    return Box::pin(actix::fut::ready(Err(err))) as ResponseActFuture<Self, _>
+                }
+            };
+            act.save();
+            let restore = ops::Restore::snapshot(&name);
+            Box::pin(
+                act.boot_then_finish(ctx, Some(restore))
+                    .then(move |booted, act, _ctx| {
+                        let restored = booted.map(|restored| {
+                            restored.unwrap_or(ops::Restored {
+                                entry_count: 0,
+                                bytes_written: 0,
+                            })
+                        });
+                        if restored.is_ok() {
+                            act.core.reset_done();
+                        }
+                        let writer = act.writer.clone();
+                        let dir = act.dir.clone();
+                        let core_record = act.core.record().clone();
+                        let info = act.info();
+                        async move {
+                            let restored = restored?;
+                            writer
+                                .write_and_wait(StoreWrite::ClearCommands(core_record))
+                                .await?;
+                            let _ = crate::runner::blocking(move || dir.clear_outputs()).await;
+                            Ok(ResetResult {
+                                workspace: info,
+                                workspace_reset: ResetInfo {
+                                    snapshot_name: record.name.clone(),
+                                    kind: record.kind.as_str().to_owned(),
+                                    destination: paths::ROOT.to_owned(),
+                                    entry_count: restored.entry_count,
+                                    bytes_written: restored.bytes_written,
+                                },
+                            })
+                        }
+                        .into_actor(act)
+                    }),
+            )
+        }))
+    }
+}
+
+impl WorkspaceActor {
+    /// Runs an offline operation on the stopped workspace's disks, on a
+    /// blocking thread.
+    fn offline_op<T: Send + 'static>(
+        &mut self,
+        action: &'static str,
+        work: impl FnOnce(
+                &WorkspaceDir,
+                Option<pyro_actors::disk::OverlayDisks>,
+            ) -> Result<T, SupervisorError>
+            + Send
+            + 'static,
+        needs_environment: bool,
+    ) -> ResponseFuture<Result<T, SupervisorError>> {
+        if let Err(err) = self.core.require_stopped(action) {
+            return Box::pin(async move { Err(err) });
+        }
+        let (dir, runtime) = (self.dir.clone(), self.runtime.clone());
+        let environment = self.core.record().environment.clone();
+        Box::pin(async move {
+            let disks = if needs_environment {
+                let env = vm::environment(&runtime, &environment).await?;
+                Some(pyro_actors::disk::OverlayDisks {
+                    upper_image: dir.disk(),
+                    lower_image: env.rootfs,
+                })
+            } else {
+                None
+            };
+            crate::runner::blocking(move || work(&dir, disks)).await?
+        })
+    }
+}
+
+impl Handler<DiskExport> for WorkspaceActor {
+    type Result = ResponseFuture<Result<DiskExportResult, SupervisorError>>;
+
+    fn handle(&mut self, msg: DiskExport, _ctx: &mut Self::Context) -> Self::Result {
+        let id = self.core.id().to_owned();
+        self.offline_op(
+            "disk export",
+            move |dir, _| ops::offline::export(dir, id, &msg.0),
+            false,
+        )
+    }
+}
+
+impl Handler<DiskList> for WorkspaceActor {
+    type Result = ResponseFuture<Result<ListResult, SupervisorError>>;
+
+    fn handle(&mut self, msg: DiskList, _ctx: &mut Self::Context) -> Self::Result {
+        let id = self.core.id().to_owned();
+        self.offline_op(
+            "disk list",
+            move |_, disks| match disks {
+                Some(disks) => ops::offline::list(&disks, id, &msg.0),
+                None => Err(disks_missing()),
+            },
+            true,
+        )
+    }
+}
+
+impl Handler<DiskRead> for WorkspaceActor {
+    type Result = ResponseFuture<Result<ReadResult, SupervisorError>>;
+
+    fn handle(&mut self, msg: DiskRead, _ctx: &mut Self::Context) -> Self::Result {
+        let id = self.core.id().to_owned();
+        self.offline_op(
+            "disk read",
+            move |_, disks| match disks {
+                Some(disks) => ops::offline::read(&disks, id, &msg.0),
+                None => Err(disks_missing()),
+            },
+            true,
+        )
+    }
+}
+
+fn disks_missing() -> SupervisorError {
+    SupervisorError::ActorGone {
+        what: "the disk images".to_owned(),
+    }
+}
+
+impl Handler<Update> for WorkspaceActor {
+    type Result = ResponseFuture<Result<WorkspaceInfo, SupervisorError>>;
+
+    fn handle(&mut self, msg: Update, _ctx: &mut Self::Context) -> Self::Result {
+        let result = self.core.update(&msg.0);
+        let writer = self.writer.clone();
+        let record = self.core.record().clone();
+        let info = self.info();
+        Box::pin(async move {
+            result?;
+            writer.write_and_wait(StoreWrite::Save(record)).await?;
+            Ok(info)
+        })
+    }
+}
+
+impl Handler<Logs> for WorkspaceActor {
+    type Result = ResponseFuture<Result<LogList, SupervisorError>>;
+
+    fn handle(&mut self, _msg: Logs, _ctx: &mut Self::Context) -> Self::Result {
+        let store = self.runtime.store.clone();
+        let id = self.core.id().to_owned();
+        let dir = self.dir.clone();
+        Box::pin(async move {
+            let query_id = id.clone();
+            let commands = store
+                .send(crate::store::WithStore::new(move |store| {
+                    store.commands(&query_id)
+                }))
+                .await
+                .map_err(|_| SupervisorError::ActorGone {
+                    what: "the record store".to_owned(),
+                })??;
+            let entries = crate::runner::blocking(move || {
+                commands
+                    .into_iter()
+                    .map(|command| {
+                        let (stdout, stderr) = dir.read_output(command.sequence);
+                        LogEntry {
+                            sequence: command.sequence,
+                            command: command.command,
+                            cwd: command.cwd,
+                            exit_code: command.exit_code,
+                            duration_ms: command.duration_ms,
+                            timed_out: command.timed_out,
+                            recorded_at: rfc3339(command.recorded_at_ms),
+                            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+                            output_truncated: command.output_truncated,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+            Ok(LogList {
+                workspace_id: id,
+                count: entries.len(),
+                entries,
+            })
+        })
+    }
+}
+
+impl Handler<Stop> for WorkspaceActor {
+    type Result = ResponseActFuture<Self, Result<WorkspaceInfo, SupervisorError>>;
+
+    fn handle(&mut self, _msg: Stop, _ctx: &mut Self::Context) -> Self::Result {
+        match self.core.begin(Lifecycle::Stop) {
+            Err(err) => Box::pin(actix::fut::ready(Err(err))),
+            Ok(Plan::AlreadyDone) => {
+                let info = self.info();
+                Box::pin(actix::fut::ready(Ok(info)))
+            }
+            Ok(Plan::Proceed) => {
+                let vm = self.vm.take();
+                Box::pin(
+                    async move {
+                        if let Some(vm) = vm {
+                            vm::shut_down(vm).await;
+                        }
+                    }
+                    .into_actor(self)
+                    .map(|(), act, _ctx| {
+                        act.core.finish(WorkspaceState::Stopped, None);
+                        act.save();
+                        Ok(act.info())
+                    }),
+                )
+            }
+        }
+    }
+}
+
+impl Handler<Start> for WorkspaceActor {
+    type Result = ResponseActFuture<Self, Result<WorkspaceInfo, SupervisorError>>;
+
+    fn handle(&mut self, _msg: Start, ctx: &mut Self::Context) -> Self::Result {
+        match self.core.begin(Lifecycle::Start) {
+            Err(err) => Box::pin(actix::fut::ready(Err(err))),
+            Ok(Plan::AlreadyDone) => {
+                let info = self.info();
+                Box::pin(actix::fut::ready(Ok(info)))
+            }
+            Ok(Plan::Proceed) => {
+                self.save();
+                Box::pin(
+                    self.boot_then_finish(ctx, None)
+                        .map(|result, act, _ctx| result.map(|_| act.info())),
+                )
+            }
+        }
+    }
+}
+
+impl Handler<Delete> for WorkspaceActor {
+    type Result = ResponseActFuture<Self, Result<DeleteResult, SupervisorError>>;
+
+    fn handle(&mut self, msg: Delete, _ctx: &mut Self::Context) -> Self::Result {
+        let id = self.core.id().to_owned();
+        let answer = DeleteResult {
+            workspace_id: id.clone(),
+            deleted: true,
+            reason: msg.reason.to_owned(),
+        };
+        match self.core.begin(Lifecycle::Delete) {
+            Err(err) => return Box::pin(actix::fut::ready(Err(err))),
+            Ok(Plan::AlreadyDone) => return Box::pin(actix::fut::ready(Ok(answer))),
+            Ok(Plan::Proceed) => {}
+        }
+        tracing::info!(workspace_id = %id, reason = msg.reason, "deleting workspace");
+        let vm = self.vm.take();
+        let dir = self.dir.clone();
+        let writer = self.writer.clone();
+        let root = self.runtime.root.clone();
+        let work = async move {
+            if let Some(vm) = vm {
+                vm::shut_down(vm).await;
+            }
+            let remove = dir.clone();
+            crate::runner::blocking(move || remove.remove())
+                .await?
+                .map_err(|source| SupervisorError::io("removing", dir.root(), source))?;
+            writer
+                .write_and_wait(StoreWrite::Delete(id.clone()))
+                .await?;
+            let _ = root.send(ForgetWorkspace { workspace_id: id }).await;
+            Ok(answer)
+        };
+        Box::pin(work.into_actor(self).map(|result, _act, ctx| {
+            if result.is_ok() {
+                ctx.stop();
+            }
+            result
+        }))
+    }
+}
+
+impl Handler<Suspend> for WorkspaceActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _msg: Suspend, _ctx: &mut Self::Context) -> Self::Result {
+        let vm = self.vm.take();
+        Box::pin(async move {
+            if let Some(vm) = vm {
+                vm::shut_down(vm).await;
+            }
+        })
+    }
+}
+
+impl Handler<VmEvent> for WorkspaceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: VmEvent, ctx: &mut Self::Context) {
+        if self.vm.as_ref().map(|vm| vm.vm_id.as_str()) != Some(msg.vm_id.as_str()) {
+            return;
+        }
+        let error = match &msg.kind {
+            VmEventKind::ExitedUnexpectedly { exit, .. } => {
+                format!("the VM exited unexpectedly ({exit})")
+            }
+            VmEventKind::AgentUnresponsive { last_error } => {
+                format!("the guest agent stopped answering ({last_error})")
+            }
+        };
+        let policy = self.core.record().on_failure;
+        tracing::warn!(workspace_id = %self.core.id(), %error, policy = policy.as_str(), "workspace VM failed");
+        if !matches!(self.core.begin(Lifecycle::Recover), Ok(Plan::Proceed)) {
+            // Another lifecycle operation is running; it owns the VM's fate.
+            return;
+        }
+        if policy == FailurePolicy::Stop {
+            let vm = self.vm.take();
+            self.core.finish(WorkspaceState::Stopped, Some(error));
+            self.save();
+            if let Some(vm) = vm {
+                actix::spawn(vm::shut_down(vm));
+            }
+            return;
+        }
+        self.save();
+        let reset = policy == FailurePolicy::Reset;
+        let restore = reset.then(|| ops::Restore::snapshot("baseline"));
+        let recovery = self.boot_then_finish(ctx, restore);
+        ctx.spawn(recovery.map(move |result, act, _ctx| match result {
+            Ok(_) => {
+                if reset {
+                    act.core.reset_done();
+                    act.writer.write(StoreWrite::ClearCommands(act.core.record().clone()));
+                }
+                // The VM did die: keep that on record even though it runs again.
+                act.core.note_error(error);
+                act.save();
+                tracing::info!(workspace_id = %act.core.id(), policy = policy.as_str(), "workspace recovered");
+            }
+            Err(err) => {
+                tracing::error!(workspace_id = %act.core.id(), error = %err, "workspace recovery failed");
+            }
+        }));
+    }
+}
+
+/// The API view of a snapshot record.
+fn snapshot_info(record: &SnapshotRecord) -> SnapshotInfo {
+    SnapshotInfo {
+        workspace_id: record.workspace_id.clone(),
+        snapshot_name: record.name.clone(),
+        kind: record.kind.as_str().to_owned(),
+        created_at: rfc3339(record.created_at_ms),
+        entry_count: record.entry_count,
+        bytes_written: record.bytes_total,
+        bytes_stored: record.bytes_stored,
+        deletable: record.kind == SnapshotKind::Named,
+    }
+}
+
+fn store_gone() -> SupervisorError {
+    SupervisorError::ActorGone {
+        what: "the record store".to_owned(),
+    }
+}
+
+/// The snapshot's record, or an error naming it.
+async fn require_snapshot(
+    store: &Addr<crate::store::StoreActor>,
+    workspace_id: &str,
+    name: &str,
+) -> Result<SnapshotRecord, SupervisorError> {
+    let (id, lookup) = (workspace_id.to_owned(), name.to_owned());
+    store
+        .send(WithStore::new(move |store| store.snapshot(&id, &lookup)))
+        .await
+        .map_err(|_| store_gone())??
+        .ok_or_else(|| SupervisorError::UnknownSnapshot {
+            workspace_id: workspace_id.to_owned(),
+            name: name.to_owned(),
+        })
+}
+
+/// Brings back every recorded workspace when the supervisor starts.
+///
+/// Nothing from a previous supervisor still runs (its leftover VM processes
+/// were killed), so: workspaces that were running are booted again on their
+/// disks (in the background); stopped ones stay stopped; half-created or
+/// half-deleted ones are removed.
+pub async fn resume_all(runtime: &Runtime) -> Result<(), SupervisorError> {
+    let records = runtime
+        .store
+        .send(crate::store::WithStore::new(|store| store.workspaces()))
+        .await
+        .map_err(|_| SupervisorError::ActorGone {
+            what: "the record store".to_owned(),
+        })??;
+    for mut record in records {
+        let id = record.id.clone();
+        let was = record.state;
+        if matches!(was, WorkspaceState::Creating | WorkspaceState::Deleting) {
+            tracing::warn!(workspace_id = %id, state = was.as_str(), "removing an unfinished workspace");
+            let dir = WorkspaceDir::new(&runtime.settings.paths.data_dir, &id);
+            let _ = crate::runner::blocking(move || dir.remove()).await;
+            let remove = id.clone();
+            let _ = runtime
+                .store
+                .send(crate::store::WithStore::new(move |store| {
+                    store.delete_workspace(&remove)
+                }))
+                .await;
+            continue;
+        }
+        record.state = WorkspaceState::Stopped;
+        let addr = WorkspaceActor::new(record, runtime.clone()).start();
+        let _ = runtime
+            .root
+            .send(crate::root::RegisterWorkspace {
+                workspace_id: id.clone(),
+                addr: addr.clone(),
+            })
+            .await;
+        if matches!(
+            was,
+            WorkspaceState::Started | WorkspaceState::Starting | WorkspaceState::Resetting
+        ) {
+            tracing::info!(workspace_id = %id, "booting a workspace that was running");
+            actix::spawn(async move {
+                if let Ok(Err(err)) = addr.send(Start).await {
+                    tracing::error!(workspace_id = %id, error = %err, "could not boot the workspace again");
+                }
+            });
+        }
+    }
+    Ok(())
+}
