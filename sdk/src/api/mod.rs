@@ -25,6 +25,7 @@ mod command;
 mod environment;
 mod error;
 mod run;
+pub mod session;
 mod system;
 pub mod workspace;
 

@@ -151,6 +151,10 @@ pub struct CreateWorkspaceRequest {
     /// What to do when the VM dies.
     #[serde(default)]
     pub on_failure: FailurePolicy,
+    /// Secrets, available to single commands through `secret_env` and as
+    /// files under `/run/pyro-secrets/` in the guest.
+    #[serde(default)]
+    pub secrets: Vec<super::session::SecretSpec>,
 }
 
 fn default_vcpu() -> u8 {
@@ -179,6 +183,7 @@ impl CreateWorkspaceRequest {
             disk_mib: default_disk(),
             ttl_seconds: default_ttl(),
             on_failure: FailurePolicy::default(),
+            secrets: Vec::new(),
         }
     }
 
@@ -196,7 +201,8 @@ impl CreateWorkspaceRequest {
         limits::check("vcpu_count", self.vcpu_count, &limits::VCPU)?;
         limits::check("mem_mib", self.mem_mib, &limits::MEM_MIB)?;
         limits::check("disk_mib", self.disk_mib, &DISK_MIB)?;
-        limits::check("ttl_seconds", self.ttl_seconds, &limits::TTL_SECONDS)
+        limits::check("ttl_seconds", self.ttl_seconds, &limits::TTL_SECONDS)?;
+        super::session::validate_secrets(&self.secrets)
     }
 }
 
@@ -428,6 +434,9 @@ pub struct ExecRequest {
     /// Extra environment variables.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Secrets to put in this command's environment: secret name -> variable.
+    #[serde(default)]
+    pub secret_env: BTreeMap<String, String>,
 }
 
 fn default_timeout() -> u64 {
@@ -442,6 +451,7 @@ impl ExecRequest {
             timeout_seconds: default_timeout(),
             cwd: None,
             env: BTreeMap::new(),
+            secret_env: BTreeMap::new(),
         }
     }
 
@@ -460,7 +470,7 @@ impl ExecRequest {
                 ));
             }
         }
-        Ok(())
+        super::session::validate_secret_env(&self.secret_env)
     }
 }
 

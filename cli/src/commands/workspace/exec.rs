@@ -62,6 +62,7 @@ pub fn exec_request(args: ExecArgs) -> Result<(String, ExecRequest), CliError> {
         timeout_seconds: args.timeout_seconds,
         cwd: args.cwd,
         env: pair_map(args.env, "--env")?,
+        secret_env: Default::default(),
     };
     request.validate().map_err(CliError::invalid)?;
     Ok((args.workspace_id, request))

@@ -135,6 +135,7 @@ pub fn create_request(args: CreateArgs) -> Result<CreateWorkspaceRequest, CliErr
         disk_mib: args.disk_mib,
         ttl_seconds: args.ttl_seconds,
         on_failure: args.on_failure.into(),
+        secrets: Vec::new(),
     };
     request.validate().map_err(CliError::invalid)?;
     Ok(request)
