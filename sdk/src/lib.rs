@@ -28,7 +28,7 @@ mod client;
 mod error;
 mod paths;
 
-pub use client::{Client, ConnectOptions, EventStream, RunOutput};
+pub use client::{Client, ConnectOptions, EventStream, ExecOutput, RunOutput};
 pub use error::SdkError;
 pub use paths::{PathsError, PyroPaths};
 

@@ -63,6 +63,11 @@ impl Settings {
         self.paths.data_dir.join("vms")
     }
 
+    /// Where workspace secret values live (0700; one 0600 file each).
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.paths.data_dir.join("secrets")
+    }
+
     /// Where per-VM runtime files (sockets, console) live.
     pub fn vm_run_dir(&self) -> PathBuf {
         self.paths.runtime_dir.join("vms")

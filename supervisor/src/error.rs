@@ -155,6 +155,44 @@ pub enum SupervisorError {
     /// The record database failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The shell does not exist.
+    #[error("shell '{shell_id}' does not exist in workspace {workspace_id}")]
+    UnknownShell {
+        /// The workspace.
+        workspace_id: String,
+        /// The shell asked for.
+        shell_id: String,
+    },
+    /// The shell has ended.
+    #[error("shell '{shell_id}' has ended; open a new one with `pyro workspace shell open`")]
+    ShellNotRunning {
+        /// The shell.
+        shell_id: String,
+    },
+    /// The service does not exist.
+    #[error("service '{name}' does not exist in workspace {workspace_id}")]
+    UnknownService {
+        /// The workspace.
+        workspace_id: String,
+        /// The name asked for.
+        name: String,
+    },
+    /// A service of that name is running.
+    #[error("service '{name}' is already running in workspace {workspace_id}; stop it first")]
+    ServiceRunning {
+        /// The workspace.
+        workspace_id: String,
+        /// The name.
+        name: String,
+    },
+    /// A command pyro runs in the guest for its own bookkeeping failed.
+    #[error("{what} failed in the guest (exit code {exit_code})")]
+    GuestCommand {
+        /// What it was for.
+        what: String,
+        /// Its exit code.
+        exit_code: i32,
+    },
     /// An actor the request needed is gone.
     #[error("{what} is shutting down")]
     ActorGone {
@@ -198,6 +236,9 @@ impl SupervisorError {
             Self::Store(_) => ErrorCode::Internal,
             Self::Archive(err) => archive_code(err),
             Self::Disk(_) => ErrorCode::NotFound,
+            Self::GuestCommand { .. } => ErrorCode::GuestError,
+            Self::UnknownShell { .. } | Self::UnknownService { .. } => ErrorCode::NotFound,
+            Self::ShellNotRunning { .. } | Self::ServiceRunning { .. } => ErrorCode::Conflict,
         }
     }
 

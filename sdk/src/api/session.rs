@@ -617,7 +617,7 @@ pub enum ServiceLogEvent {
     /// Output, in the order it was written.
     Output(OutputChunk),
     /// The service ended (or the stream is done); the last line.
-    Result(ServiceInfo),
+    Result(Box<ServiceInfo>),
     /// The stream failed; the last line.
     Error(ErrorBody),
 }

@@ -4,6 +4,7 @@
 //! if nothing answers, and checks that both are the same version. Every other
 //! method is one API call.
 
+mod session;
 mod spawn;
 mod transport;
 mod workspace;
@@ -14,6 +15,7 @@ use hyper::Method;
 use serde::Serialize;
 
 pub use transport::EventStream;
+pub use workspace::ExecOutput;
 
 use crate::api::{
     DoctorReport, EnvironmentInfo, EnvironmentList, EnvironmentRef, Health, PruneResult, PullEvent,

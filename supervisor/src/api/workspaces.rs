@@ -7,23 +7,30 @@
 use actix::dev::ToEnvelope;
 use actix::{Addr, Handler, Message};
 use actix_web::{web, HttpResponse, Scope};
+use pyro_sdk::api::session::{
+    ServiceLogEvent, ServiceLogsRequest, ServiceStartRequest, ShellOpenRequest, ShellReadRequest,
+    ShellResizeRequest, ShellSignalRequest, ShellWriteRequest,
+};
 use pyro_sdk::api::workspace::{
-    CreateWorkspaceRequest, DeleteResult, DiffRequest, DiffResult, DiskExportRequest,
-    DiskExportResult, ExecEvent, ExecRequest, ExportRequest, ExportResult, ListRequest, ListResult,
-    LogList, PatchRequest, PatchResult, ReadRequest, ReadResult, ResetRequest, ResetResult,
-    SnapshotDeleted, SnapshotInfo, SnapshotList, SnapshotRequest, SyncPushRequest, SyncPushResult,
-    UpdateWorkspaceRequest, WorkspaceInfo, WorkspaceList, WriteRequest, WriteResult,
+    CreateWorkspaceRequest, DiffRequest, DiskExportRequest, ExecEvent, ExecRequest, ExportRequest,
+    ListRequest, PatchRequest, ReadRequest, ResetRequest, SnapshotRequest, SyncPushRequest,
+    UpdateWorkspaceRequest, WorkspaceInfo, WorkspaceList, WriteRequest,
 };
 use tokio::sync::mpsc;
 
+use actix_web::http::StatusCode;
+use pyro_actors::secrets::redactor::Redactor;
+
+use super::error::status_for;
 use super::{ndjson, ApiError, ApiState};
 use crate::error::SupervisorError;
 use crate::ids::is_valid_id;
 use crate::root::{AllWorkspaces, GetWorkspace};
 use crate::workspace::messages::*;
+use crate::workspace::secrets::GetRedactor;
 use crate::workspace::{create, WorkspaceActor};
 
-type Reply<T> = Result<web::Json<T>, ApiError>;
+type Reply = Result<HttpResponse, ApiError>;
 
 /// Every `/v1/workspaces` route.
 pub fn scope() -> Scope {
@@ -51,6 +58,24 @@ pub fn scope() -> Scope {
         .route("/{id}/disk/export", web::post().to(disk_export))
         .route("/{id}/disk/list", web::post().to(disk_list))
         .route("/{id}/disk/read", web::post().to(disk_read))
+        .route("/{id}/shells", web::post().to(open_shell))
+        .route("/{id}/shells", web::get().to(list_shells))
+        .route("/{id}/shells/{shell_id}/read", web::post().to(read_shell))
+        .route("/{id}/shells/{shell_id}/write", web::post().to(write_shell))
+        .route(
+            "/{id}/shells/{shell_id}/signal",
+            web::post().to(signal_shell),
+        )
+        .route(
+            "/{id}/shells/{shell_id}/resize",
+            web::post().to(resize_shell),
+        )
+        .route("/{id}/shells/{shell_id}", web::delete().to(close_shell))
+        .route("/{id}/services", web::post().to(start_service))
+        .route("/{id}/services", web::get().to(list_services))
+        .route("/{id}/services/{name}", web::get().to(service_status))
+        .route("/{id}/services/{name}/logs", web::post().to(service_logs))
+        .route("/{id}/services/{name}/stop", web::post().to(stop_service))
 }
 
 /// The actor of workspace `id`.
@@ -81,17 +106,41 @@ fn gone() -> ApiError {
     .into()
 }
 
-/// Sends `msg` to workspace `id` and answers with its result.
-async fn ask<M, T>(state: &ApiState, id: &str, msg: M) -> Reply<T>
+/// Sends `msg` to workspace `id` and answers with its result, passed
+/// through the workspace's redactor (values and errors alike).
+async fn ask<M, T>(state: &ApiState, id: &str, msg: M) -> Result<HttpResponse, ApiError>
 where
     M: Message<Result = Result<T, SupervisorError>> + Send + 'static,
-    T: Send + 'static,
+    T: serde::Serialize + Send + 'static,
     WorkspaceActor: Handler<M>,
     <WorkspaceActor as actix::Actor>::Context: ToEnvelope<WorkspaceActor, M>,
 {
     let addr = find(state, id).await?;
-    let answer = addr.send(msg).await.map_err(|_| gone())?;
-    Ok(web::Json(answer?))
+    let redactor = redactor_of(&addr).await?;
+    match addr.send(msg).await.map_err(|_| gone())? {
+        Ok(value) => Ok(redacted(&redactor, StatusCode::OK, &value)),
+        Err(err) => {
+            let body = err.to_body();
+            Ok(redacted(&redactor, status_for(body.code), &body))
+        }
+    }
+}
+
+/// The workspace's redactor.
+async fn redactor_of(addr: &Addr<WorkspaceActor>) -> Result<Redactor, ApiError> {
+    addr.send(GetRedactor).await.map_err(|_| gone())
+}
+
+/// `value` as JSON, with every secret of the workspace replaced.
+fn redacted<T: serde::Serialize>(
+    redactor: &Redactor,
+    status: StatusCode,
+    value: &T,
+) -> HttpResponse {
+    let json = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(redactor.redact_str(&json))
 }
 
 async fn create_workspace(
@@ -106,7 +155,7 @@ async fn create_workspace(
     )))
 }
 
-async fn list(state: web::Data<ApiState>) -> Reply<WorkspaceList> {
+async fn list(state: web::Data<ApiState>) -> Reply {
     let actors = state
         .runtime
         .root
@@ -121,18 +170,20 @@ async fn list(state: web::Data<ApiState>) -> Reply<WorkspaceList> {
             .then_with(|| b.created_at.cmp(&a.created_at))
             .then_with(|| a.workspace_id.cmp(&b.workspace_id))
     });
-    Ok(web::Json(WorkspaceList {
+    Ok(HttpResponse::Ok().json(WorkspaceList {
         count: workspaces.len(),
         workspaces,
     }))
 }
 
-async fn status(state: web::Data<ApiState>, id: web::Path<String>) -> Reply<WorkspaceInfo> {
+async fn status(state: web::Data<ApiState>, id: web::Path<String>) -> Reply {
     let addr = find(&state, &id).await?;
-    Ok(web::Json(addr.send(GetInfo).await.map_err(|_| gone())?))
+    let redactor = redactor_of(&addr).await?;
+    let info = addr.send(GetInfo).await.map_err(|_| gone())?;
+    Ok(redacted(&redactor, StatusCode::OK, &info))
 }
 
-async fn delete(state: web::Data<ApiState>, id: web::Path<String>) -> Reply<DeleteResult> {
+async fn delete(state: web::Data<ApiState>, id: web::Path<String>) -> Reply {
     ask(
         &state,
         &id,
@@ -147,11 +198,11 @@ async fn update(
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<UpdateWorkspaceRequest>,
-) -> Reply<WorkspaceInfo> {
+) -> Reply {
     ask(&state, &id, Update(body.into_inner())).await
 }
 
-async fn logs(state: web::Data<ApiState>, id: web::Path<String>) -> Reply<LogList> {
+async fn logs(state: web::Data<ApiState>, id: web::Path<String>) -> Reply {
     ask(&state, &id, Logs).await
 }
 
@@ -163,18 +214,19 @@ async fn exec(
     let request = body.into_inner();
     request.validate().map_err(ApiError::invalid)?;
     let addr = find(&state, &id).await?;
+    let redactor = redactor_of(&addr).await?;
     let (events, rx) = mpsc::channel::<ExecEvent>(crate::runner::EVENT_BUFFER);
     addr.send(Exec { request, events })
         .await
         .map_err(|_| gone())?;
-    Ok(ndjson::response(rx))
+    Ok(ndjson::redacted_response(rx, redactor))
 }
 
 async fn sync_push(
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<SyncPushRequest>,
-) -> Reply<SyncPushResult> {
+) -> Reply {
     ask(&state, &id, SyncPush(body.into_inner())).await
 }
 
@@ -182,7 +234,7 @@ async fn export(
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<ExportRequest>,
-) -> Reply<ExportResult> {
+) -> Reply {
     ask(&state, &id, Export(body.into_inner())).await
 }
 
@@ -190,7 +242,7 @@ async fn diff(
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<DiffRequest>,
-) -> Reply<DiffResult> {
+) -> Reply {
     ask(&state, &id, Diff(body.into_inner())).await
 }
 
@@ -198,7 +250,7 @@ async fn list_files(
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<ListRequest>,
-) -> Reply<ListResult> {
+) -> Reply {
     ask(&state, &id, ListFiles(body.into_inner())).await
 }
 
@@ -206,7 +258,7 @@ async fn read_file(
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<ReadRequest>,
-) -> Reply<ReadResult> {
+) -> Reply {
     ask(&state, &id, ReadFile(body.into_inner())).await
 }
 
@@ -214,7 +266,7 @@ async fn write_file(
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<WriteRequest>,
-) -> Reply<WriteResult> {
+) -> Reply {
     ask(&state, &id, WriteFile(body.into_inner())).await
 }
 
@@ -222,7 +274,7 @@ async fn patch(
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<PatchRequest>,
-) -> Reply<PatchResult> {
+) -> Reply {
     ask(&state, &id, ApplyPatch(body.into_inner())).await
 }
 
@@ -230,18 +282,15 @@ async fn create_snapshot(
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<SnapshotRequest>,
-) -> Reply<SnapshotInfo> {
+) -> Reply {
     ask(&state, &id, CreateSnapshot(body.into_inner())).await
 }
 
-async fn list_snapshots(state: web::Data<ApiState>, id: web::Path<String>) -> Reply<SnapshotList> {
+async fn list_snapshots(state: web::Data<ApiState>, id: web::Path<String>) -> Reply {
     ask(&state, &id, ListSnapshots).await
 }
 
-async fn delete_snapshot(
-    state: web::Data<ApiState>,
-    path: web::Path<(String, String)>,
-) -> Reply<SnapshotDeleted> {
+async fn delete_snapshot(state: web::Data<ApiState>, path: web::Path<(String, String)>) -> Reply {
     let (id, name) = path.into_inner();
     ask(&state, &id, DeleteSnapshot(name)).await
 }
@@ -250,15 +299,15 @@ async fn reset(
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<ResetRequest>,
-) -> Reply<ResetResult> {
+) -> Reply {
     ask(&state, &id, Reset(body.into_inner())).await
 }
 
-async fn stop(state: web::Data<ApiState>, id: web::Path<String>) -> Reply<WorkspaceInfo> {
+async fn stop(state: web::Data<ApiState>, id: web::Path<String>) -> Reply {
     ask(&state, &id, Stop).await
 }
 
-async fn start(state: web::Data<ApiState>, id: web::Path<String>) -> Reply<WorkspaceInfo> {
+async fn start(state: web::Data<ApiState>, id: web::Path<String>) -> Reply {
     ask(&state, &id, Start).await
 }
 
@@ -266,7 +315,7 @@ async fn disk_export(
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<DiskExportRequest>,
-) -> Reply<DiskExportResult> {
+) -> Reply {
     ask(&state, &id, DiskExport(body.into_inner())).await
 }
 
@@ -274,7 +323,7 @@ async fn disk_list(
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<ListRequest>,
-) -> Reply<ListResult> {
+) -> Reply {
     ask(&state, &id, DiskList(body.into_inner())).await
 }
 
@@ -282,6 +331,137 @@ async fn disk_read(
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<ReadRequest>,
-) -> Reply<ReadResult> {
+) -> Reply {
     ask(&state, &id, DiskRead(body.into_inner())).await
+}
+
+async fn open_shell(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Json<ShellOpenRequest>,
+) -> Reply {
+    ask(&state, &id, OpenShell(body.into_inner())).await
+}
+
+async fn list_shells(state: web::Data<ApiState>, id: web::Path<String>) -> Reply {
+    ask(&state, &id, ListShells).await
+}
+
+async fn read_shell(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<ShellReadRequest>,
+) -> Reply {
+    let (id, shell_id) = path.into_inner();
+    ask(
+        &state,
+        &id,
+        ReadShellOutput {
+            shell_id,
+            request: body.into_inner(),
+        },
+    )
+    .await
+}
+
+async fn shell_op(state: &ApiState, path: (String, String), command: ShellCommand) -> Reply {
+    let (id, shell_id) = path;
+    ask(state, &id, ShellOp { shell_id, command }).await
+}
+
+async fn write_shell(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<ShellWriteRequest>,
+) -> Reply {
+    shell_op(
+        &state,
+        path.into_inner(),
+        ShellCommand::Write(body.into_inner()),
+    )
+    .await
+}
+
+async fn signal_shell(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<ShellSignalRequest>,
+) -> Reply {
+    shell_op(
+        &state,
+        path.into_inner(),
+        ShellCommand::Signal(body.into_inner()),
+    )
+    .await
+}
+
+async fn resize_shell(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<ShellResizeRequest>,
+) -> Reply {
+    shell_op(
+        &state,
+        path.into_inner(),
+        ShellCommand::Resize(body.into_inner()),
+    )
+    .await
+}
+
+async fn close_shell(state: web::Data<ApiState>, path: web::Path<(String, String)>) -> Reply {
+    shell_op(&state, path.into_inner(), ShellCommand::Close).await
+}
+
+async fn start_service(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Json<ServiceStartRequest>,
+) -> Reply {
+    let request = body.into_inner();
+    request.validate().map_err(ApiError::invalid)?;
+    ask(&state, &id, StartServiceCall(request)).await
+}
+
+async fn list_services(state: web::Data<ApiState>, id: web::Path<String>) -> Reply {
+    ask(&state, &id, ListServicesCall).await
+}
+
+async fn service_status(state: web::Data<ApiState>, path: web::Path<(String, String)>) -> Reply {
+    let (id, name) = path.into_inner();
+    ask(&state, &id, ServiceStatusCall(name)).await
+}
+
+async fn stop_service(state: web::Data<ApiState>, path: web::Path<(String, String)>) -> Reply {
+    let (id, name) = path.into_inner();
+    ask(&state, &id, StopServiceCall(name)).await
+}
+
+async fn service_logs(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<ServiceLogsRequest>,
+) -> Reply {
+    let (id, name) = path.into_inner();
+    let request = body.into_inner();
+    if !request.follow {
+        return ask(&state, &id, ServiceLogsCall { name, request }).await;
+    }
+    let addr = find(&state, &id).await?;
+    let redactor = redactor_of(&addr).await?;
+    let (events, rx) = mpsc::channel::<ServiceLogEvent>(crate::runner::EVENT_BUFFER);
+    match addr
+        .send(FollowServiceLogsCall {
+            name,
+            request,
+            events,
+        })
+        .await
+        .map_err(|_| gone())?
+    {
+        Ok(()) => Ok(ndjson::redacted_response(rx, redactor)),
+        Err(err) => {
+            let body = err.to_body();
+            Ok(redacted(&redactor, status_for(body.code), &body))
+        }
+    }
 }

@@ -26,6 +26,7 @@ use actix::Actor;
 use super::core::now_ms;
 use super::files::WorkspaceDir;
 use super::messages::{Boot, Delete};
+use super::secrets::SecretStore;
 use super::snapshot::manifest_from_tar;
 use super::WorkspaceActor;
 use crate::env_manager::EnsureEnvironment;
@@ -81,23 +82,40 @@ async fn create(
     if let Some(unavailable) = &runtime.unavailable {
         return Err(unavailable.clone());
     }
+    // Secrets are read first: a missing or unreadable secret file is
+    // refused before anything exists.
+    let specs = request.secrets.clone();
+    let secrets = blocking(move || SecretStore::from_specs(&specs))
+        .await
+        .and_then(|secrets| secrets)
+        .map_err(|err| err.to_body())?;
 
     phase(events, "environment", id).await;
     let env = ensure_environment(runtime, &request.environment, events).await?;
 
     let dir = WorkspaceDir::new(&runtime.settings.paths.data_dir, id);
-    let prepared = prepare_files(runtime, request, id, &dir, &env.manifest.version, events).await;
+    let prepared = prepare_files(
+        runtime,
+        request,
+        id,
+        &dir,
+        &env.manifest.version,
+        &secrets,
+        events,
+    )
+    .await;
     let record = match prepared {
         Ok(record) => record,
         Err(err) => {
             let remove = dir.clone();
             let _ = blocking(move || remove.remove()).await;
+            SecretStore::remove(&runtime.settings.secrets_dir(), id);
             return Err(err.to_body());
         }
     };
 
     phase(events, "boot", id).await;
-    let actor = WorkspaceActor::new(record, runtime.clone()).start();
+    let actor = WorkspaceActor::new(record, runtime.clone(), secrets).start();
     let _ = runtime
         .root
         .send(RegisterWorkspace {
@@ -132,6 +150,7 @@ async fn prepare_files(
     id: &str,
     dir: &WorkspaceDir,
     environment_version: &str,
+    secrets: &SecretStore,
     events: &mpsc::Sender<CreateEvent>,
 ) -> Result<WorkspaceRecord, SupervisorError> {
     let created = dir.clone();
@@ -172,13 +191,17 @@ async fn prepare_files(
         last_activity_at_ms: now,
         expires_at_ms: now + (request.ttl_seconds as i64) * 1000,
         seed,
-        secrets: Vec::new(),
+        secrets: secrets.info().to_vec(),
         command_count: 0,
         last_command: None,
         reset_count: 0,
         last_reset_at_ms: None,
         last_error: None,
     };
+    let to_save = secrets.clone();
+    let secrets_dir = runtime.settings.secrets_dir();
+    let save_id = id.to_owned();
+    blocking(move || to_save.save(&secrets_dir, &save_id)).await??;
     let insert = record.clone();
     let snapshot = SnapshotRecord {
         workspace_id: id.to_owned(),

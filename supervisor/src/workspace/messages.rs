@@ -1,6 +1,11 @@
 //! Messages to the workspace actor: one per verb.
 
 use actix::prelude::*;
+use pyro_sdk::api::session::{
+    ServiceInfo, ServiceList, ServiceLogs, ServiceLogsRequest, ServiceStartRequest, ShellInfo,
+    ShellList, ShellOpenRequest, ShellReadRequest, ShellReadResult, ShellResizeRequest,
+    ShellSignalRequest, ShellWriteRequest,
+};
 use pyro_sdk::api::workspace::{
     DeleteResult, DiffRequest, DiffResult, DiskExportRequest, DiskExportResult, ExecEvent,
     ExecRequest, ExportRequest, ExportResult, ListRequest, ListResult, LogList, PatchRequest,
@@ -143,3 +148,88 @@ pub struct DiskRead(pub ReadRequest);
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Suspend;
+
+/// Open a PTY shell.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ShellInfo>")]
+pub struct OpenShell(pub ShellOpenRequest);
+
+/// The shells.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ShellList>")]
+pub struct ListShells;
+
+/// Read a shell's output.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ShellReadResult>")]
+pub struct ReadShellOutput {
+    /// The shell.
+    pub shell_id: String,
+    /// What to read.
+    pub request: ShellReadRequest,
+}
+
+/// Operations on one shell that answer with its status.
+#[derive(Debug)]
+pub enum ShellCommand {
+    /// Type input.
+    Write(ShellWriteRequest),
+    /// Send a signal.
+    Signal(ShellSignalRequest),
+    /// Change the size.
+    Resize(ShellResizeRequest),
+    /// Hang up and forget it.
+    Close,
+}
+
+/// Run a [`ShellCommand`].
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ShellInfo>")]
+pub struct ShellOp {
+    /// The shell.
+    pub shell_id: String,
+    /// What to do.
+    pub command: ShellCommand,
+}
+
+/// Start a service.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ServiceInfo>")]
+pub struct StartServiceCall(pub ServiceStartRequest);
+
+/// The services.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ServiceList>")]
+pub struct ListServicesCall;
+
+/// One service's status.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ServiceInfo>")]
+pub struct ServiceStatusCall(pub String);
+
+/// Stop a service.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ServiceInfo>")]
+pub struct StopServiceCall(pub String);
+
+/// A service's logs.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<ServiceLogs>")]
+pub struct ServiceLogsCall {
+    /// The service.
+    pub name: String,
+    /// Which lines.
+    pub request: ServiceLogsRequest,
+}
+
+/// Follow a service's logs into `events`.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<()>")]
+pub struct FollowServiceLogsCall {
+    /// The service.
+    pub name: String,
+    /// Which lines.
+    pub request: ServiceLogsRequest,
+    /// Where they go.
+    pub events: mpsc::Sender<pyro_sdk::api::session::ServiceLogEvent>,
+}

@@ -23,6 +23,10 @@ pub mod files;
 pub mod messages;
 mod ops;
 pub mod paths;
+pub mod secrets;
+pub mod service;
+mod sessions;
+pub mod shell;
 pub mod snapshot;
 pub mod vm;
 pub mod writer;
@@ -41,12 +45,14 @@ use pyro_sdk::api::workspace::{
 use self::core::{rfc3339, Lifecycle, Plan, WorkspaceCore};
 use self::files::WorkspaceDir;
 use self::messages::*;
+use self::secrets::{SecretStore, SecretStoreActor};
 use self::vm::WorkspaceVm;
 use self::writer::{RecordWriter, StoreWrite};
 use crate::error::SupervisorError;
 use crate::root::ForgetWorkspace;
 use crate::runtime::Runtime;
 use crate::store::{SnapshotKind, SnapshotRecord, WithStore, WorkspaceRecord};
+use pyro_actors::secrets::redactor::Redactor;
 
 /// One workspace.
 #[derive(Debug)]
@@ -57,13 +63,19 @@ pub struct WorkspaceActor {
     writer: RecordWriter,
     vm: Option<WorkspaceVm>,
     pending_snapshots: HashSet<String>,
+    secrets: Addr<SecretStoreActor>,
+    redactor: Redactor,
+    shells: std::collections::BTreeMap<String, Addr<shell::ShellActor>>,
+    services: std::collections::BTreeMap<String, Addr<service::ServiceActor>>,
+    service_states: std::collections::BTreeMap<String, &'static str>,
 }
 
 impl WorkspaceActor {
-    /// An actor for `record`, whose files are in `dir`.
-    pub fn new(record: WorkspaceRecord, runtime: Runtime) -> Self {
+    /// An actor for `record` with its secrets.
+    pub fn new(record: WorkspaceRecord, runtime: Runtime, secrets: SecretStore) -> Self {
         let dir = WorkspaceDir::new(&runtime.settings.paths.data_dir, &record.id);
         let writer = RecordWriter::spawn(runtime.store.clone());
+        let redactor = secrets.redactor().clone();
         Self {
             core: WorkspaceCore::new(record),
             runtime,
@@ -71,6 +83,11 @@ impl WorkspaceActor {
             writer,
             vm: None,
             pending_snapshots: HashSet::new(),
+            secrets: SecretStoreActor::new(secrets).start(),
+            redactor,
+            shells: Default::default(),
+            services: Default::default(),
+            service_states: Default::default(),
         }
     }
 
@@ -80,7 +97,8 @@ impl WorkspaceActor {
     }
 
     fn info(&self) -> WorkspaceInfo {
-        self.core.info(0, 0)
+        let (running, total) = self.service_counts();
+        self.core.info(running, total)
     }
 
     /// The running VM's address, if the workspace may run data operations.
@@ -128,11 +146,17 @@ impl WorkspaceActor {
         ctx: &mut Context<Self>,
         restore: Option<ops::Restore>,
     ) -> ResponseActFuture<Self, Result<Option<ops::Restored>, SupervisorError>> {
+        self.sessions_vm_gone(if restore.is_some() {
+            sessions::VmGone::Removed
+        } else {
+            sessions::VmGone::Stopped
+        });
         let old_vm = self.vm.take();
         let runtime = self.runtime.clone();
         let record = self.core.record().clone();
         let dir = self.dir.clone();
         let owner = ctx.address().recipient::<VmEvent>();
+        let secrets = self.secrets.clone();
         let work = async move {
             if let Some(old) = old_vm {
                 vm::shut_down(old).await;
@@ -140,29 +164,21 @@ impl WorkspaceActor {
             if let Some(restore) = &restore {
                 ops::recreate_disk(&runtime, &dir, record.disk_mib, restore).await?;
             }
-            let booted = vm::boot(&runtime, &record, &dir, owner).await?;
-            let restored = match &restore {
-                Some(restore) => match ops::restore(&booted, &dir, restore).await {
-                    Ok(restored) => Some(restored),
-                    Err(err) => {
-                        vm::shut_down(booted).await;
-                        return Err(err);
-                    }
-                },
-                None => None,
-            };
-            Ok((booted, restored))
+            ops::bring_up(&runtime, &record, &dir, owner, &secrets, restore.as_ref()).await
         };
         Box::pin(work.into_actor(self).map(|result, act, _ctx| match result {
             Ok((booted, restored)) => {
                 act.vm = Some(booted);
+                act.sessions_vm_back();
                 act.core.finish(WorkspaceState::Started, None);
                 act.save();
                 Ok(restored)
             }
             Err(err) => {
-                act.core
-                    .finish(WorkspaceState::Stopped, Some(err.to_string()));
+                act.core.finish(
+                    WorkspaceState::Stopped,
+                    Some(act.redactor.redact_str(&err.to_string())),
+                );
                 act.save();
                 Err(err)
             }
@@ -188,6 +204,14 @@ impl Handler<GetInfo> for WorkspaceActor {
     }
 }
 
+impl Handler<secrets::GetRedactor> for WorkspaceActor {
+    type Result = MessageResult<secrets::GetRedactor>;
+
+    fn handle(&mut self, _msg: secrets::GetRedactor, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.redactor.clone())
+    }
+}
+
 impl Handler<GetRecord> for WorkspaceActor {
     type Result = MessageResult<GetRecord>;
 
@@ -208,16 +232,12 @@ impl Handler<Boot> for WorkspaceActor {
         let record = self.core.record().clone();
         let dir = self.dir.clone();
         let owner = ctx.address().recipient::<VmEvent>();
+        let secrets = self.secrets.clone();
         let work = async move {
-            let booted = vm::boot(&runtime, &record, &dir, owner).await?;
             let restore = ops::Restore::snapshot("baseline");
-            match ops::restore(&booted, &dir, &restore).await {
-                Ok(_) => Ok(booted),
-                Err(err) => {
-                    vm::shut_down(booted).await;
-                    Err(err)
-                }
-            }
+            let (booted, _) =
+                ops::bring_up(&runtime, &record, &dir, owner, &secrets, Some(&restore)).await?;
+            Ok::<_, SupervisorError>(booted)
         };
         Box::pin(work.into_actor(self).then(|result, act, _ctx| {
             let outcome = result.map(|booted| {
@@ -255,7 +275,13 @@ impl Handler<Exec> for WorkspaceActor {
             }
         };
         self.core.touch();
-        let run = ops::exec::run(addr, plan, msg.events);
+        let run = ops::exec::run(
+            addr,
+            plan,
+            msg.events,
+            self.secrets.clone(),
+            self.redactor.clone(),
+        );
         ctx.spawn(run.into_actor(self).then(|outcome, act, _ctx| {
             let finish = outcome.map(|finished| {
                 let sequence = act.core.next_sequence();
@@ -702,6 +728,7 @@ impl Handler<Stop> for WorkspaceActor {
                 Box::pin(actix::fut::ready(Ok(info)))
             }
             Ok(Plan::Proceed) => {
+                self.sessions_vm_gone(sessions::VmGone::Stopped);
                 let vm = self.vm.take();
                 Box::pin(
                     async move {
@@ -758,10 +785,12 @@ impl Handler<Delete> for WorkspaceActor {
             Ok(Plan::Proceed) => {}
         }
         tracing::info!(workspace_id = %id, reason = msg.reason, "deleting workspace");
+        self.sessions_vm_gone(sessions::VmGone::Removed);
         let vm = self.vm.take();
         let dir = self.dir.clone();
         let writer = self.writer.clone();
         let root = self.runtime.root.clone();
+        let secrets_dir = self.runtime.settings.secrets_dir();
         let work = async move {
             if let Some(vm) = vm {
                 vm::shut_down(vm).await;
@@ -773,6 +802,7 @@ impl Handler<Delete> for WorkspaceActor {
             writer
                 .write_and_wait(StoreWrite::Delete(id.clone()))
                 .await?;
+            SecretStore::remove(&secrets_dir, &id);
             let _ = root.send(ForgetWorkspace { workspace_id: id }).await;
             Ok(answer)
         };
@@ -789,6 +819,7 @@ impl Handler<Suspend> for WorkspaceActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _msg: Suspend, _ctx: &mut Self::Context) -> Self::Result {
+        self.sessions_vm_gone(sessions::VmGone::Stopped);
         let vm = self.vm.take();
         Box::pin(async move {
             if let Some(vm) = vm {
@@ -820,6 +851,7 @@ impl Handler<VmEvent> for WorkspaceActor {
             return;
         }
         if policy == FailurePolicy::Stop {
+            self.sessions_vm_gone(sessions::VmGone::Stopped);
             let vm = self.vm.take();
             self.core.finish(WorkspaceState::Stopped, Some(error));
             self.save();
@@ -844,7 +876,8 @@ impl Handler<VmEvent> for WorkspaceActor {
                 tracing::info!(workspace_id = %act.core.id(), policy = policy.as_str(), "workspace recovered");
             }
             Err(err) => {
-                tracing::error!(workspace_id = %act.core.id(), error = %err, "workspace recovery failed");
+                let error = act.redactor.redact_str(&err.to_string());
+                tracing::error!(workspace_id = %act.core.id(), %error, "workspace recovery failed");
             }
         }));
     }
@@ -918,7 +951,14 @@ pub async fn resume_all(runtime: &Runtime) -> Result<(), SupervisorError> {
             continue;
         }
         record.state = WorkspaceState::Stopped;
-        let addr = WorkspaceActor::new(record, runtime.clone()).start();
+        let secrets = match SecretStore::load(&runtime.settings.secrets_dir(), &id) {
+            Ok(secrets) => secrets,
+            Err(err) => {
+                tracing::error!(workspace_id = %id, error = %err, "cannot read the workspace's secrets; it comes back without them");
+                SecretStore::default()
+            }
+        };
+        let addr = WorkspaceActor::new(record, runtime.clone(), secrets).start();
         let _ = runtime
             .root
             .send(crate::root::RegisterWorkspace {
@@ -933,6 +973,7 @@ pub async fn resume_all(runtime: &Runtime) -> Result<(), SupervisorError> {
             tracing::info!(workspace_id = %id, "booting a workspace that was running");
             actix::spawn(async move {
                 if let Ok(Err(err)) = addr.send(Start).await {
+                    // Boot errors carry host and guest text, never command output.
                     tracing::error!(workspace_id = %id, error = %err, "could not boot the workspace again");
                 }
             });

@@ -21,10 +21,12 @@ use tokio::sync::mpsc;
 use super::super::core::now_ms;
 use super::super::files::{WorkspaceDir, OUTPUT_KEEP_BYTES};
 use super::super::paths;
+use super::super::secrets::{ResolveSecretEnv, SecretStoreActor};
 use super::super::vm;
 use super::super::writer::{RecordWriter, StoreWrite};
 use crate::error::SupervisorError;
 use crate::store::{CommandRecord, WorkspaceRecord};
+use pyro_actors::secrets::redactor::Redactor;
 
 /// Exit code recorded when the caller abandoned the command.
 const ABANDONED_EXIT_CODE: i32 = 130;
@@ -35,6 +37,7 @@ pub struct ExecPlan {
     command: CommandSpec,
     cwd: String,
     env: BTreeMap<String, String>,
+    secret_env: BTreeMap<String, String>,
     timeout_ms: u64,
 }
 
@@ -48,6 +51,7 @@ pub fn prepare(request: &ExecRequest) -> Result<ExecPlan, SupervisorError> {
         command: request.command.clone(),
         cwd,
         env: request.env.clone(),
+        secret_env: request.secret_env.clone(),
         timeout_ms: request.timeout_seconds.saturating_mul(1000),
     })
 }
@@ -63,12 +67,13 @@ pub struct Finished {
     stderr: Vec<u8>,
     events: mpsc::Sender<ExecEvent>,
     caller_left: bool,
+    redactor: Redactor,
 }
 
 impl Finished {
     /// The history entry and summary, once a sequence number is assigned.
     pub fn record(&self, workspace_id: &str, sequence: u64) -> (CommandSummary, CommandRecord) {
-        let command = self.plan.command.display();
+        let command = self.redactor.redact_str(&self.plan.command.display());
         let summary = CommandSummary {
             sequence,
             command: command.clone(),
@@ -106,28 +111,48 @@ impl NotRun {
     }
 }
 
-/// Runs the command, forwarding output as it arrives.
+/// Runs the command, forwarding output as it arrives, each stream through
+/// its own streaming redactor (so a secret split across chunks is caught).
 pub async fn run(
     vm_addr: Addr<VmActor>,
     plan: ExecPlan,
     events: mpsc::Sender<ExecEvent>,
+    secrets: Addr<SecretStoreActor>,
+    redactor: Redactor,
 ) -> Result<Finished, NotRun> {
     let fail = |error: SupervisorError, events: &mpsc::Sender<ExecEvent>| NotRun {
-        error: error.to_body(),
+        error: redact_body(&redactor, error.to_body()),
         events: events.clone(),
     };
+    let secret_env = match secrets
+        .send(ResolveSecretEnv(plan.secret_env.clone()))
+        .await
+    {
+        Ok(Ok(env)) => env,
+        Ok(Err(err)) => return Err(fail(err, &events)),
+        Err(_) => {
+            return Err(fail(
+                SupervisorError::ActorGone {
+                    what: "the secret store".to_owned(),
+                },
+                &events,
+            ))
+        }
+    };
     let conn = vm::open(&vm_addr).await.map_err(|e| fail(e, &events))?;
+    let mut env: Vec<(String, String)> = plan
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend(secret_env);
     let request = GuestExec {
         command: match &plan.command {
             CommandSpec::Argv(argv) => CommandLine::Argv(argv.clone()),
             CommandSpec::Shell(line) => CommandLine::Shell(line.clone()),
         },
         cwd: Some(plan.cwd.clone()),
-        env: plan
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        env,
         timeout_ms: Some(plan.timeout_ms),
     };
     let started = Instant::now();
@@ -135,49 +160,113 @@ pub async fn run(
         .exec(request)
         .await
         .map_err(|e| fail(e.into(), &events))?;
+    let mut redact_out = redactor.stream();
+    let mut redact_err = redactor.stream();
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
+    let finished = |exit_code, timed_out, duration_ms, stdout, stderr, caller_left| Finished {
+        plan: plan.clone(),
+        exit_code,
+        timed_out,
+        duration_ms,
+        stdout,
+        stderr,
+        events: events.clone(),
+        caller_left,
+        redactor: redactor.clone(),
+    };
     loop {
-        match stream.next().await {
-            Ok(GuestEvent::Output(which, data)) => {
-                let (name, keep) = match which {
-                    OutputStream::Stdout => (StreamName::Stdout, &mut stdout),
-                    OutputStream::Stderr => (StreamName::Stderr, &mut stderr),
-                };
-                let room = (OUTPUT_KEEP_BYTES + 1).saturating_sub(keep.len());
-                keep.extend_from_slice(&data[..data.len().min(room)]);
-                if events
-                    .send(ExecEvent::Output(OutputChunk::new(name, &data)))
-                    .await
-                    .is_err()
-                {
-                    // The caller left; dropping the stream makes the agent
-                    // kill the command's process group.
-                    return Ok(Finished {
-                        plan,
-                        exit_code: ABANDONED_EXIT_CODE,
-                        timed_out: false,
-                        duration_ms: started.elapsed().as_millis() as u64,
-                        stdout,
-                        stderr,
-                        events,
-                        caller_left: true,
-                    });
-                }
-            }
+        let (name, clean, done) = match stream.next().await {
+            Ok(GuestEvent::Output(OutputStream::Stdout, data)) => (
+                StreamName::Stdout,
+                redact_out.push(&data).into_owned(),
+                None,
+            ),
+            Ok(GuestEvent::Output(OutputStream::Stderr, data)) => (
+                StreamName::Stderr,
+                redact_err.push(&data).into_owned(),
+                None,
+            ),
             Ok(GuestEvent::Exited(status)) => {
-                return Ok(Finished {
-                    plan,
-                    exit_code: status.exit_code,
-                    timed_out: status.timed_out,
-                    duration_ms: status.duration_ms,
-                    stdout,
-                    stderr,
-                    events,
-                    caller_left: false,
-                })
+                (StreamName::Stdout, redact_out.finish(), Some(status))
             }
             Err(err) => return Err(fail(err.into(), &events)),
+        };
+        let mut chunks = vec![(name, clean)];
+        if done.is_some() {
+            chunks.push((StreamName::Stderr, redact_err.finish()));
+        }
+        for (name, clean) in chunks {
+            if clean.is_empty() {
+                continue;
+            }
+            let keep = match name {
+                StreamName::Stdout => &mut stdout,
+                StreamName::Stderr => &mut stderr,
+            };
+            let room = (OUTPUT_KEEP_BYTES + 1).saturating_sub(keep.len());
+            keep.extend_from_slice(&clean[..clean.len().min(room)]);
+            if events
+                .send(ExecEvent::Output(OutputChunk::new(name, &clean)))
+                .await
+                .is_err()
+            {
+                // The caller left; dropping the stream makes the agent
+                // kill the command's process group.
+                let took = started.elapsed().as_millis() as u64;
+                return Ok(finished(
+                    ABANDONED_EXIT_CODE,
+                    false,
+                    took,
+                    stdout,
+                    stderr,
+                    true,
+                ));
+            }
+        }
+        if let Some(status) = done {
+            return Ok(finished(
+                status.exit_code,
+                status.timed_out,
+                status.duration_ms,
+                stdout,
+                stderr,
+                false,
+            ));
+        }
+    }
+}
+
+/// Passes an error body through the redactor.
+pub fn redact_body(redactor: &Redactor, mut body: ErrorBody) -> ErrorBody {
+    body.message = redactor.redact_str(&body.message);
+    body.messages = body
+        .messages
+        .iter()
+        .map(|m| redactor.redact_str(m))
+        .collect();
+    body.hint = body.hint.map(|h| redactor.redact_str(&h));
+    body.detail = body.detail.map(|d| redactor.redact_str(&d));
+    body
+}
+
+/// Runs a bookkeeping command of pyro's own (no output kept, no history).
+pub async fn quiet(
+    vm_addr: &Addr<VmActor>,
+    argv: &[&str],
+) -> Result<pyro_guest_protocol::ExitStatus, SupervisorError> {
+    let mut stream = vm::open(vm_addr)
+        .await?
+        .exec(GuestExec {
+            command: CommandLine::Argv(argv.iter().map(|a| (*a).to_owned()).collect()),
+            cwd: None,
+            env: Vec::new(),
+            timeout_ms: Some(30_000),
+        })
+        .await?;
+    loop {
+        if let GuestEvent::Exited(status) = stream.next().await? {
+            return Ok(status);
         }
     }
 }

@@ -20,6 +20,7 @@ use pyro_guest_protocol::PutArchiveRequest;
 
 use super::files::WorkspaceDir;
 use super::paths::ROOT;
+use super::secrets::{GuestSecretArchive, SecretStoreActor, GUEST_SECRET_DIR};
 use super::snapshot::{tar_from_manifest, totals};
 use super::vm::{self, WorkspaceVm};
 use crate::error::SupervisorError;
@@ -49,6 +50,69 @@ pub struct Restored {
     pub entry_count: u64,
     /// Bytes of file content restored.
     pub bytes_written: u64,
+}
+
+/// Boots the workspace's VM, writes its secrets into the guest, and
+/// restores a snapshot if asked; on any failure the VM is shut down.
+pub async fn bring_up(
+    runtime: &Runtime,
+    record: &crate::store::WorkspaceRecord,
+    dir: &WorkspaceDir,
+    owner: actix::Recipient<pyro_actors::vm::VmEvent>,
+    secrets: &actix::Addr<SecretStoreActor>,
+    restore: Option<&Restore>,
+) -> Result<(WorkspaceVm, Option<Restored>), SupervisorError> {
+    let booted = vm::boot(runtime, record, dir, owner).await?;
+    let settled = async {
+        materialize_secrets(&booted, secrets).await?;
+        match restore {
+            Some(restore) => self::restore(&booted, dir, restore).await.map(Some),
+            None => Ok(None),
+        }
+    }
+    .await;
+    match settled {
+        Ok(restored) => Ok((booted, restored)),
+        Err(err) => {
+            vm::shut_down(booted).await;
+            Err(err)
+        }
+    }
+}
+
+/// Writes the secret files into the guest's tmpfs (`/run/pyro-secrets`,
+/// directory 0700, files 0400).
+async fn materialize_secrets(
+    booted: &WorkspaceVm,
+    secrets: &actix::Addr<SecretStoreActor>,
+) -> Result<(), SupervisorError> {
+    let archive =
+        secrets
+            .send(GuestSecretArchive)
+            .await
+            .map_err(|_| SupervisorError::ActorGone {
+                what: "the secret store".to_owned(),
+            })??;
+    let Some(archive) = archive else {
+        return Ok(());
+    };
+    vm::open(&booted.addr)
+        .await?
+        .put_archive(
+            PutArchiveRequest {
+                destination: GUEST_SECRET_DIR.to_owned(),
+            },
+            archive.as_slice(),
+        )
+        .await?;
+    let status = exec::quiet(&booted.addr, &["chmod", "0700", GUEST_SECRET_DIR]).await?;
+    if status.exit_code != 0 {
+        return Err(SupervisorError::GuestCommand {
+            what: format!("restricting {GUEST_SECRET_DIR}"),
+            exit_code: status.exit_code,
+        });
+    }
+    Ok(())
 }
 
 /// Replaces the workspace's writable disk with an empty one (the VM must be

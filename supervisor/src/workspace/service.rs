@@ -1,0 +1,645 @@
+//! One background service of a workspace.
+//!
+//! The guest agent runs the process, checks readiness and keeps the logs
+//! (under `/run/pyro-services/`, outside `/workspace`). This actor holds the
+//! definition (with its secret environment, in memory only), watches the
+//! process over a long-lived connection, and applies the restart policy with
+//! backoff. When the workspace stops, its services are `stopped` with
+//! `workspace_stopped`; when it starts, `always` services come back.
+//!
+//! States: `starting` -> `running` -> `exited` (by itself), `stopped` (asked,
+//! or the workspace stopped), `failed` (exited before ready, or readiness
+//! timed out).
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use pyro_actors::secrets::redactor::Redactor;
+use pyro_actors::vm::VmActor;
+use pyro_actors::vsock::session_ops::ServiceLogEvent as GuestLogEvent;
+use pyro_guest_protocol::{
+    CommandLine, OutputStream, Readiness, ServiceStartRequest as GuestStart, ServiceState,
+    ServiceStopReason, Termination,
+};
+use pyro_sdk::api::session::{
+    ReadinessInfo, RestartPolicy, ServiceInfo, ServiceLogEvent, ServiceLogs, ServiceLogsRequest,
+    ServiceStartRequest,
+};
+use pyro_sdk::api::{CommandSpec, OutputChunk, StreamName, EXECUTION_MODE};
+use tokio::sync::mpsc;
+
+use super::core::{now_ms, rfc3339};
+use super::{paths, vm};
+use crate::error::SupervisorError;
+
+/// How long a stopped service gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// First pause before a restart.
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest pause before a restart.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A process that ran this long resets the backoff.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+
+/// Told to the workspace whenever a service's state changes.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ServiceChanged {
+    /// The service.
+    pub name: String,
+    /// Its state.
+    pub state: &'static str,
+}
+
+/// One service.
+#[derive(Debug)]
+pub struct ServiceActor {
+    workspace_id: String,
+    request: ServiceStartRequest,
+    env: Vec<(String, String)>,
+    cwd: String,
+    readiness: Option<Readiness>,
+    readiness_info: Option<ReadinessInfo>,
+    vm: Option<Addr<VmActor>>,
+    owner: Recipient<ServiceChanged>,
+    redactor: Redactor,
+    state: &'static str,
+    pid: Option<u32>,
+    started_at_ms: Option<i64>,
+    ready_at_ms: Option<i64>,
+    ended_at_ms: Option<i64>,
+    exit_code: Option<i32>,
+    stop_reason: Option<String>,
+    restart_count: u64,
+    generation: u64,
+    launched_at: Option<Instant>,
+    backoff: Duration,
+    pending_restart: Option<SpawnHandle>,
+}
+
+/// Checks a start request and resolves its paths and readiness.
+pub fn plan(
+    request: &ServiceStartRequest,
+) -> Result<(String, Option<Readiness>, Option<ReadinessInfo>), SupervisorError> {
+    request
+        .validate()
+        .map_err(|message| SupervisorError::InvalidRequest { message })?;
+    let cwd = paths::resolve(request.cwd.as_deref().unwrap_or(paths::ROOT))?;
+    let readiness = match request.readiness() {
+        None => None,
+        Some(("file", target)) => Some(Readiness::File(paths::resolve(target)?)),
+        Some(("tcp", target)) => {
+            let (host, port) = target.rsplit_once(':').unwrap_or((target, "0"));
+            Some(Readiness::Tcp {
+                host: host.to_owned(),
+                port: port.parse().unwrap_or(0),
+            })
+        }
+        Some(("http", target)) => Some(Readiness::Http(target.to_owned())),
+        Some((_, target)) => Some(Readiness::Command(CommandLine::Shell(target.to_owned()))),
+    };
+    let info = readiness.as_ref().map(|r| {
+        let (kind, target) = match r {
+            Readiness::File(path) => ("file", path.clone()),
+            Readiness::Tcp { host, port } => ("tcp", format!("{host}:{port}")),
+            Readiness::Http(url) => ("http", url.clone()),
+            Readiness::Command(CommandLine::Shell(line)) => ("command", line.clone()),
+            Readiness::Command(CommandLine::Argv(argv)) => ("command", argv.join(" ")),
+        };
+        ReadinessInfo {
+            kind: kind.to_owned(),
+            target,
+        }
+    });
+    Ok((cwd, readiness, info))
+}
+
+impl ServiceActor {
+    /// A service to be launched on `vm`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        workspace_id: String,
+        request: ServiceStartRequest,
+        env: Vec<(String, String)>,
+        planned: (String, Option<Readiness>, Option<ReadinessInfo>),
+        vm: Addr<VmActor>,
+        owner: Recipient<ServiceChanged>,
+        redactor: Redactor,
+    ) -> Self {
+        let (cwd, readiness, readiness_info) = planned;
+        Self {
+            workspace_id,
+            request,
+            env,
+            cwd,
+            readiness,
+            readiness_info,
+            vm: Some(vm),
+            owner,
+            redactor,
+            state: "starting",
+            pid: None,
+            started_at_ms: None,
+            ready_at_ms: None,
+            ended_at_ms: None,
+            exit_code: None,
+            stop_reason: None,
+            restart_count: 0,
+            generation: 0,
+            launched_at: None,
+            backoff: BACKOFF_MIN,
+            pending_restart: None,
+        }
+    }
+
+    fn info(&self) -> ServiceInfo {
+        ServiceInfo {
+            workspace_id: self.workspace_id.clone(),
+            service_name: self.request.name.clone(),
+            state: self.state.to_owned(),
+            command: self.redactor.redact_str(&self.request.command.display()),
+            cwd: self.cwd.clone(),
+            readiness: self.readiness_info.clone(),
+            restart: self.request.restart,
+            restart_count: self.restart_count,
+            started_at: self.started_at_ms.map(rfc3339),
+            ready_at: self.ready_at_ms.map(rfc3339),
+            ended_at: self.ended_at_ms.map(rfc3339),
+            exit_code: self.exit_code,
+            pid: self.pid,
+            stop_reason: self.stop_reason.clone(),
+            execution_mode: EXECUTION_MODE.to_owned(),
+        }
+    }
+
+    fn set_state(&mut self, state: &'static str) {
+        self.state = state;
+        let owner = self.owner.clone();
+        let message = ServiceChanged {
+            name: self.request.name.clone(),
+            state,
+        };
+        actix::spawn(async move {
+            let _ = owner.send(message).await;
+        });
+    }
+
+    fn guest_request(&self) -> GuestStart {
+        GuestStart {
+            name: self.request.name.clone(),
+            command: match &self.request.command {
+                CommandSpec::Argv(argv) => CommandLine::Argv(argv.clone()),
+                CommandSpec::Shell(line) => CommandLine::Shell(line.clone()),
+            },
+            cwd: self.cwd.clone(),
+            env: self.env.clone(),
+            readiness: self.readiness.clone(),
+            ready_timeout_ms: self.request.ready_timeout_seconds.saturating_mul(1000),
+            ready_interval_ms: self.request.ready_interval_ms,
+        }
+    }
+
+    /// Starts the process; answers once it is ready, failed or timed out.
+    fn launch(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<ServiceInfo, SupervisorError>> {
+        let Some(vm_addr) = self.vm.clone() else {
+            return Box::pin(actix::fut::ready(Err(SupervisorError::WorkspaceState {
+                workspace_id: self.workspace_id.clone(),
+                state: "stopped",
+                action: "service start",
+                needs: "started",
+            })));
+        };
+        self.pending_restart = None;
+        self.generation += 1;
+        let generation = self.generation;
+        self.set_state("starting");
+        self.pid = None;
+        self.exit_code = None;
+        self.stop_reason = None;
+        self.ended_at_ms = None;
+        self.ready_at_ms = None;
+        self.started_at_ms = Some(now_ms());
+        self.launched_at = Some(Instant::now());
+        let request = self.guest_request();
+        let name = request.name.clone();
+        let work = async move {
+            let conn = vm::open(&vm_addr).await?;
+            // A previous run's leftovers (exited, failed) are replaced.
+            let _ = vm::open(&vm_addr).await?.service_remove(&name).await;
+            conn.service_start(request)
+                .await
+                .map_err(SupervisorError::from)
+        };
+        let _ = ctx;
+        Box::pin(work.into_actor(self).map(move |result, act, ctx| {
+            if generation != act.generation {
+                return Ok(act.info());
+            }
+            match result {
+                Ok(started) => {
+                    act.pid = Some(started.pid);
+                    match started.state {
+                        ServiceState::Running | ServiceState::Starting => {
+                            act.ready_at_ms =
+                                act.started_at_ms.map(|t| t + started.ready_after_ms as i64);
+                            act.set_state("running");
+                            act.watch(ctx, generation);
+                        }
+                        _ => {
+                            act.stop_reason = started.stop_reason.map(reason_name);
+                            act.ended_at_ms = Some(now_ms());
+                            act.set_state("failed");
+                            act.maybe_restart(ctx, true);
+                        }
+                    }
+                    Ok(act.info())
+                }
+                Err(err) => {
+                    act.ended_at_ms = Some(now_ms());
+                    act.set_state("failed");
+                    Err(err)
+                }
+            }
+        }))
+    }
+
+    fn watch(&mut self, ctx: &mut Context<Self>, generation: u64) {
+        let Some(vm_addr) = self.vm.clone() else {
+            return;
+        };
+        let name = self.request.name.clone();
+        let watch = async move {
+            vm::open(&vm_addr)
+                .await?
+                .service_watch(&name)
+                .await
+                .map_err(SupervisorError::from)
+        };
+        ctx.spawn(watch.into_actor(self).map(move |result, act, ctx| {
+            if generation != act.generation || act.state != "running" {
+                return;
+            }
+            match result {
+                Ok(exit) => act.exited(ctx, exit),
+                Err(err) => {
+                    // The VM went away; the workspace tells us what happens next.
+                    tracing::debug!(service = %act.request.name, error = %err, "service watch ended");
+                }
+            }
+        }));
+    }
+
+    fn exited(&mut self, ctx: &mut Context<Self>, exit: Termination) {
+        self.exit_code = Some(exit.exit_code);
+        self.ended_at_ms = Some(now_ms());
+        self.set_state("exited");
+        let failed = exit.exit_code != 0 || exit.signal.is_some();
+        self.maybe_restart(ctx, failed);
+    }
+
+    fn maybe_restart(&mut self, ctx: &mut Context<Self>, failed: bool) {
+        let wanted = match self.request.restart {
+            RestartPolicy::No => false,
+            RestartPolicy::OnFailure => failed,
+            RestartPolicy::Always => true,
+        };
+        if !wanted || self.vm.is_none() {
+            return;
+        }
+        if self.launched_at.is_some_and(|t| t.elapsed() >= HEALTHY_RUN) {
+            self.backoff = BACKOFF_MIN;
+        }
+        let pause = self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        tracing::info!(service = %self.request.name, pause_ms = pause.as_millis() as u64, "restarting service");
+        let handle = ctx.run_later(pause, |act, ctx| {
+            act.pending_restart = None;
+            act.restart_count += 1;
+            let launch = act.launch(ctx);
+            ctx.spawn(launch.map(|result, act, _ctx| {
+                if let Err(err) = result {
+                    let error = act.redactor.redact_str(&err.to_string());
+                    tracing::warn!(service = %act.request.name, %error, "service restart failed");
+                }
+            }));
+        });
+        self.pending_restart = Some(handle);
+    }
+
+    fn cancel_restart(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.pending_restart.take() {
+            ctx.cancel_future(handle);
+        }
+    }
+}
+
+fn reason_name(reason: ServiceStopReason) -> String {
+    match reason {
+        ServiceStopReason::ProcessExitedBeforeReady => "process_exited_before_ready",
+        ServiceStopReason::ReadinessTimeout => "readiness_timeout",
+        ServiceStopReason::StopRequested => "sigterm",
+    }
+    .to_owned()
+}
+
+impl Actor for ServiceActor {
+    type Context = Context<Self>;
+}
+
+/// Launch the service (first start).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ServiceInfo, SupervisorError>")]
+pub struct LaunchService;
+
+/// The service's status.
+#[derive(Debug, Message)]
+#[rtype(result = "ServiceInfo")]
+pub struct GetServiceInfo;
+
+/// Stop it (TERM, then KILL after a grace period).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ServiceInfo, SupervisorError>")]
+pub struct StopService;
+
+/// The workspace's VM went away (stop, failure); the service is stopped.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct WorkspaceStopped;
+
+/// The workspace runs again on `0`; `always` services come back.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct WorkspaceStarted(pub Addr<VmActor>);
+
+/// Remove the service and its logs, then end the actor.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RemoveService;
+
+/// Collected logs.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ServiceLogs, SupervisorError>")]
+pub struct CollectLogs(pub ServiceLogsRequest);
+
+/// Followed logs, sent to a channel until the service ends.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct FollowLogs {
+    /// Which lines.
+    pub request: ServiceLogsRequest,
+    /// Where they go.
+    pub events: mpsc::Sender<ServiceLogEvent>,
+}
+
+impl Handler<LaunchService> for ServiceActor {
+    type Result = ResponseActFuture<Self, Result<ServiceInfo, SupervisorError>>;
+
+    fn handle(&mut self, _msg: LaunchService, ctx: &mut Self::Context) -> Self::Result {
+        self.launch(ctx)
+    }
+}
+
+impl Handler<GetServiceInfo> for ServiceActor {
+    type Result = MessageResult<GetServiceInfo>;
+
+    fn handle(&mut self, _msg: GetServiceInfo, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.info())
+    }
+}
+
+impl Handler<StopService> for ServiceActor {
+    type Result = ResponseActFuture<Self, Result<ServiceInfo, SupervisorError>>;
+
+    fn handle(&mut self, _msg: StopService, ctx: &mut Self::Context) -> Self::Result {
+        self.cancel_restart(ctx);
+        self.generation += 1;
+        let running = matches!(self.state, "running" | "starting");
+        let (vm_addr, name) = (self.vm.clone(), self.request.name.clone());
+        let work = async move {
+            match (running, vm_addr) {
+                (true, Some(vm_addr)) => vm::open(&vm_addr)
+                    .await?
+                    .service_stop(&name, STOP_GRACE)
+                    .await
+                    .map(Some)
+                    .map_err(SupervisorError::from),
+                _ => Ok(None),
+            }
+        };
+        Box::pin(work.into_actor(self).map(|result, act, _ctx| {
+            if let Some(stopped) = result? {
+                act.exit_code = Some(stopped.exit.exit_code);
+                act.stop_reason =
+                    Some(if stopped.killed { "sigkill" } else { "sigterm" }.to_owned());
+                act.ended_at_ms = Some(now_ms());
+            }
+            act.set_state("stopped");
+            Ok(act.info())
+        }))
+    }
+}
+
+impl Handler<WorkspaceStopped> for ServiceActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: WorkspaceStopped, ctx: &mut Self::Context) {
+        self.cancel_restart(ctx);
+        self.generation += 1;
+        self.vm = None;
+        if matches!(self.state, "running" | "starting") {
+            self.stop_reason = Some("workspace_stopped".to_owned());
+            self.ended_at_ms = Some(now_ms());
+            self.set_state("stopped");
+        }
+    }
+}
+
+impl Handler<WorkspaceStarted> for ServiceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WorkspaceStarted, ctx: &mut Self::Context) {
+        self.vm = Some(msg.0);
+        if self.request.restart == RestartPolicy::Always {
+            self.backoff = BACKOFF_MIN;
+            let launch = self.launch(ctx);
+            ctx.spawn(launch.map(|result, act, _ctx| {
+                if let Err(err) = result {
+                    let error = act.redactor.redact_str(&err.to_string());
+                    tracing::warn!(service = %act.request.name, %error, "service did not come back");
+                }
+            }));
+        }
+    }
+}
+
+impl Handler<RemoveService> for ServiceActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _msg: RemoveService, ctx: &mut Self::Context) -> Self::Result {
+        self.cancel_restart(ctx);
+        self.generation += 1;
+        let (vm_addr, name) = (self.vm.clone(), self.request.name.clone());
+        Box::pin(
+            async move {
+                if let Some(vm_addr) = vm_addr {
+                    if let Ok(conn) = vm::open(&vm_addr).await {
+                        let _ = conn.service_remove(&name).await;
+                    }
+                }
+            }
+            .into_actor(self)
+            .map(|(), _act, ctx| ctx.stop()),
+        )
+    }
+}
+
+/// Reads log records into per-stream and combined text, redacted.
+struct LogCollector {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    combined: Vec<u8>,
+}
+
+impl Handler<CollectLogs> for ServiceActor {
+    type Result = ResponseActFuture<Self, Result<ServiceLogs, SupervisorError>>;
+
+    fn handle(&mut self, msg: CollectLogs, _ctx: &mut Self::Context) -> Self::Result {
+        let request = msg.0;
+        let Some(vm_addr) = self.vm.clone() else {
+            return Box::pin(actix::fut::ready(Err(SupervisorError::WorkspaceState {
+                workspace_id: self.workspace_id.clone(),
+                state: "stopped",
+                action: "service logs",
+                needs: "started",
+            })));
+        };
+        let name = self.request.name.clone();
+        let redactor = self.redactor.clone();
+        let tail = (!request.all).then_some(request.tail_lines);
+        let work = async move {
+            let mut stream = vm::open(&vm_addr)
+                .await?
+                .service_logs(&name, tail, false)
+                .await?;
+            let mut out = redactor.stream();
+            let mut err = redactor.stream();
+            let mut logs = LogCollector {
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                combined: Vec::new(),
+            };
+            let truncated = loop {
+                match stream.next().await? {
+                    GuestLogEvent::Record(OutputStream::Stdout, data) => {
+                        let clean = out.push(&data).into_owned();
+                        logs.stdout.extend_from_slice(&clean);
+                        logs.combined.extend_from_slice(&clean);
+                    }
+                    GuestLogEvent::Record(OutputStream::Stderr, data) => {
+                        let clean = err.push(&data).into_owned();
+                        logs.stderr.extend_from_slice(&clean);
+                        logs.combined.extend_from_slice(&clean);
+                    }
+                    GuestLogEvent::Done(summary) => break summary.truncated,
+                }
+            };
+            let rest_out = out.finish();
+            let rest_err = err.finish();
+            logs.stdout.extend_from_slice(&rest_out);
+            logs.stderr.extend_from_slice(&rest_err);
+            logs.combined.extend_from_slice(&rest_out);
+            logs.combined.extend_from_slice(&rest_err);
+            Ok::<_, SupervisorError>((logs, truncated))
+        };
+        Box::pin(work.into_actor(self).map(move |result, act, _ctx| {
+            let (logs, truncated) = result?;
+            Ok(ServiceLogs {
+                service: act.info(),
+                stdout: String::from_utf8_lossy(&logs.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&logs.stderr).into_owned(),
+                combined: String::from_utf8_lossy(&logs.combined).into_owned(),
+                tail_lines: tail,
+                truncated,
+            })
+        }))
+    }
+}
+
+impl Handler<FollowLogs> for ServiceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FollowLogs, ctx: &mut Self::Context) {
+        let events = msg.events;
+        let Some(vm_addr) = self.vm.clone() else {
+            let error = SupervisorError::WorkspaceState {
+                workspace_id: self.workspace_id.clone(),
+                state: "stopped",
+                action: "service logs",
+                needs: "started",
+            }
+            .to_body();
+            actix::spawn(async move {
+                let _ = events.send(ServiceLogEvent::Error(error)).await;
+            });
+            return;
+        };
+        let name = self.request.name.clone();
+        let redactor = self.redactor.clone();
+        let tail = (!msg.request.all).then_some(msg.request.tail_lines);
+        let sink = events.clone();
+        let work = async move {
+            let mut stream = vm::open(&vm_addr)
+                .await?
+                .service_logs(&name, tail, true)
+                .await?;
+            let mut out = redactor.stream();
+            let mut err = redactor.stream();
+            loop {
+                let (which, clean) = match stream.next().await? {
+                    GuestLogEvent::Record(OutputStream::Stdout, data) => {
+                        (StreamName::Stdout, out.push(&data).into_owned())
+                    }
+                    GuestLogEvent::Record(OutputStream::Stderr, data) => {
+                        (StreamName::Stderr, err.push(&data).into_owned())
+                    }
+                    GuestLogEvent::Done(_) => break,
+                };
+                if !clean.is_empty()
+                    && sink
+                        .send(ServiceLogEvent::Output(OutputChunk::new(which, &clean)))
+                        .await
+                        .is_err()
+                {
+                    return Ok(false);
+                }
+            }
+            for (which, rest) in [
+                (StreamName::Stdout, out.finish()),
+                (StreamName::Stderr, err.finish()),
+            ] {
+                if !rest.is_empty() {
+                    let _ = sink
+                        .send(ServiceLogEvent::Output(OutputChunk::new(which, &rest)))
+                        .await;
+                }
+            }
+            Ok::<bool, SupervisorError>(true)
+        };
+        ctx.spawn(work.into_actor(self).then(move |result, act, _ctx| {
+            let last = match result {
+                Ok(true) => Some(ServiceLogEvent::Result(Box::new(act.info()))),
+                Ok(false) => None,
+                Err(err) => Some(ServiceLogEvent::Error(err.to_body())),
+            };
+            async move {
+                if let Some(last) = last {
+                    let _ = events.send(last).await;
+                }
+            }
+            .into_actor(act)
+        }));
+    }
+}
