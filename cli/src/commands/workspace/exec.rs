@@ -20,6 +20,7 @@ use crate::output::{err, exit_code, out, print_json, CliError, Outcome};
 #[command(after_help = "Examples:
   pyro workspace exec WORKSPACE_ID -- cat src/note.txt
   pyro workspace exec WORKSPACE_ID --cwd src --env CI=1 -- make test
+  pyro workspace exec WORKSPACE_ID --secret-env API_TOKEN -- sh -lc 'test \"$API_TOKEN\" = \"expected\"'
   pyro workspace exec WORKSPACE_ID --timeout-seconds 600 --json -- sh -c 'cargo build 2>&1'
 
 The words after `--` are joined into one shell line and run with `sh -lc` in
@@ -38,6 +39,9 @@ pub struct ExecArgs {
     /// An environment variable for the command (repeatable).
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
+    /// Put a workspace secret in the command's environment, as ENV_VAR (default: the secret's name; repeatable).
+    #[arg(long = "secret-env", value_name = "SECRET[=ENV_VAR]", value_parser = super::parse_secret_env)]
+    pub secret_env: Vec<(String, String)>,
     /// Print one JSON result (with the output) instead of streaming.
     #[arg(long)]
     pub json: bool,
@@ -62,7 +66,7 @@ pub fn exec_request(args: ExecArgs) -> Result<(String, ExecRequest), CliError> {
         timeout_seconds: args.timeout_seconds,
         cwd: args.cwd,
         env: pair_map(args.env, "--env")?,
-        secret_env: Default::default(),
+        secret_env: super::secret_env_map(args.secret_env)?,
     };
     request.validate().map_err(CliError::invalid)?;
     Ok((args.workspace_id, request))
@@ -275,6 +279,48 @@ mod tests {
         assert_eq!(request.cwd.as_deref(), Some("src"));
         assert_eq!(request.env["MSG"], "a b");
         assert_eq!(request.timeout_seconds, 30);
+    }
+
+    #[test]
+    fn transcript_secret_exec_builds_the_request() {
+        let args = exec_args(&[
+            "0123456789ab",
+            "--secret-env",
+            "API_TOKEN",
+            "--secret-env",
+            "PIP_TOKEN=PIP_INDEX_TOKEN",
+            "--",
+            "sh",
+            "-lc",
+            "test \"$API_TOKEN\" = \"expected\"",
+        ])
+        .unwrap();
+        let (_, request) = exec_request(args).unwrap();
+        assert_eq!(
+            request.command,
+            CommandSpec::Shell("sh -lc 'test \"$API_TOKEN\" = \"expected\"'".into())
+        );
+        assert_eq!(request.secret_env.len(), 2);
+        assert_eq!(request.secret_env["API_TOKEN"], "API_TOKEN");
+        assert_eq!(request.secret_env["PIP_TOKEN"], "PIP_INDEX_TOKEN");
+        let twice = exec_args(&[
+            "w",
+            "--secret-env",
+            "API_TOKEN",
+            "--secret-env",
+            "API_TOKEN=OTHER",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(
+            exec_request(twice).unwrap_err().0.message,
+            "--secret-env API_TOKEN is given twice"
+        );
+        let bad = exec_args(&["w", "--secret-env", "API-TOKEN", "--", "true"]).unwrap();
+        assert!(exec_request(bad).is_err());
+        let err = exec_args(&["w", "--secret-env", "A=", "--", "true"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
     }
 
     #[test]

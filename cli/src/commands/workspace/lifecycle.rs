@@ -23,10 +23,17 @@ use crate::output::{err, out, print_json, CliError, Outcome};
   pyro workspace create debian:12 --seed-path ./repo --name api --label team=infra
   pyro workspace create debian:12-build --vcpu-count 2 --mem-mib 2048 --ttl-seconds 3600
   ID=$(pyro workspace create debian:12 --id-only)
+  pyro workspace create debian:12 --secret API_TOKEN=expected --secret-file PIP_TOKEN=./token.txt
 
 Progress ([workspace-create] and [pull] lines) goes to stderr; the summary
 block (or the id, or JSON) to stdout. The workspace is deleted when its TTL
-runs out; extend it with `pyro workspace update ID --ttl-seconds N`.")]
+runs out; extend it with `pyro workspace update ID --ttl-seconds N`.
+
+Secrets are fixed at creation. In the guest each one is the file
+/run/pyro-secrets/NAME; `--secret-env NAME[=ENV_VAR]` on exec, shell open and
+service start puts one in that one process's environment. Their values are
+redacted from everything pyro shows. A --secret value is visible to other
+local users in the process list while pyro runs: prefer --secret-file.")]
 pub struct CreateArgs {
     /// Environment name, e.g. debian:12 (see `pyro env list`).
     pub environment: String,
@@ -54,6 +61,12 @@ pub struct CreateArgs {
     /// What to do when the VM dies without being asked to.
     #[arg(long, value_enum, default_value_t = OnFailure::Restart)]
     pub on_failure: OnFailure,
+    /// A secret with a literal value (repeatable; split at the first `=`).
+    #[arg(long = "secret", value_name = "NAME=VALUE", value_parser = super::secret_arg)]
+    pub secrets: Vec<super::SecretArg>,
+    /// A secret read from a host file by the supervisor (repeatable).
+    #[arg(long = "secret-file", value_name = "NAME=PATH", value_parser = super::parse_secret_file)]
+    pub secret_files: Vec<(String, String)>,
     /// Print JSON.
     #[arg(long, conflicts_with = "id_only")]
     pub json: bool,
@@ -135,7 +148,7 @@ pub fn create_request(args: CreateArgs) -> Result<CreateWorkspaceRequest, CliErr
         disk_mib: args.disk_mib,
         ttl_seconds: args.ttl_seconds,
         on_failure: args.on_failure.into(),
-        secrets: Vec::new(),
+        secrets: super::secret_specs(args.secrets, args.secret_files)?,
     };
     request.validate().map_err(CliError::invalid)?;
     Ok(request)
@@ -589,6 +602,52 @@ pub(crate) mod tests {
 
         let defaults = create_request(create_args(&["debian:12"]).unwrap()).unwrap();
         assert_eq!(defaults, CreateWorkspaceRequest::new("debian:12"));
+    }
+
+    #[test]
+    fn transcript_secrets_build_the_request() {
+        let args = create_args(&[
+            "debian:12",
+            "--secret",
+            "API_TOKEN=expected",
+            "--secret-file",
+            "PIP_TOKEN=./token.txt",
+        ])
+        .unwrap();
+        let request = create_request(args).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(request.secrets.len(), 2);
+        assert_eq!(request.secrets[0].name, "API_TOKEN");
+        assert_eq!(request.secrets[0].value.as_deref(), Some("expected"));
+        assert_eq!(request.secrets[1].name, "PIP_TOKEN");
+        assert_eq!(
+            request.secrets[1].file_path.as_deref(),
+            cwd.join("token.txt").to_str()
+        );
+
+        let message = |args: &[&str]| {
+            create_request(create_args(args).unwrap())
+                .unwrap_err()
+                .0
+                .message
+        };
+        let twice = message(&[
+            "debian:12",
+            "--secret",
+            "A=hunter2",
+            "--secret-file",
+            "A=./a",
+        ]);
+        assert_eq!(twice, "secret A is given twice");
+        for text in [
+            message(&["debian:12", "--secret", "1BAD=hunter2"]),
+            message(&["debian:12", "--secret", "=hunter2"]),
+            message(&["debian:12", "--secret", "hunter2"]),
+        ] {
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        let err = create_args(&["debian:12", "--secret-file", "NOPATH"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! - `files`: sync push, export, file list/read/write, patch apply.
 //! - `snapshots`: diff, snapshot create/list/delete, reset.
 //! - `disk`: disk export/list/read (stopped workspaces).
+//! - `shell`: shell open/read/write/signal/resize/list/close (PTY sessions).
+//! - `service`: service start/list/status/logs/stop (background processes).
+//!
+//! Secrets: `--secret`/`--secret-file` (create) and `--secret-env` (exec,
+//! shell open, service start) are parsed here. A secret's value is never
+//! printed, in errors or in debug output.
 //!
 //! Every subcommand builds and checks its request before it connects, so bad
 //! input fails with a clear message and nothing is sent (nor a supervisor
@@ -16,6 +22,8 @@ mod disk;
 mod exec;
 mod files;
 mod lifecycle;
+mod service;
+mod shell;
 mod snapshots;
 
 use std::borrow::Cow;
@@ -25,6 +33,7 @@ use std::io::Read;
 use std::path::Path;
 
 use clap::Subcommand;
+use pyro_sdk::api::session::SecretSpec;
 use pyro_sdk::api::workspace::MAX_TEXT_BYTES;
 use pyro_sdk::Client;
 
@@ -34,6 +43,8 @@ pub use disk::DiskCommand;
 pub use exec::ExecArgs;
 pub use files::{ExportArgs, FileCommand, PatchCommand, SyncCommand};
 pub use lifecycle::{CreateArgs, UpdateArgs};
+pub use service::ServiceCommand;
+pub use shell::ShellCommand;
 pub use snapshots::{DiffArgs, ResetArgs, SnapshotCommand};
 
 /// The `pyro workspace --help` epilogue: the first-run workflow.
@@ -45,6 +56,10 @@ pub const EXAMPLES: &str = "Examples:
   pyro workspace snapshot create WORKSPACE_ID checkpoint
   pyro workspace reset WORKSPACE_ID --snapshot checkpoint
   pyro workspace export WORKSPACE_ID src/note.txt --output ./note.txt
+  pyro workspace create debian:12 --secret API_TOKEN=expected --secret-file PIP_TOKEN=./token.txt
+  pyro workspace exec WORKSPACE_ID --secret-env API_TOKEN -- sh -lc 'test \"$API_TOKEN\" = \"expected\"'
+  pyro workspace shell open WORKSPACE_ID --secret-env API_TOKEN
+  pyro workspace service start WORKSPACE_ID web --ready-file .web-ready -- ./serve.sh
   pyro workspace delete WORKSPACE_ID
 
 Every subcommand takes --json (one JSON document on stdout, sorted keys).";
@@ -131,6 +146,34 @@ A stopped workspace keeps its disk and snapshots; inspect it offline with
         #[command(subcommand)]
         command: DiskCommand,
     },
+    /// Interactive shells (PTYs) in a started workspace: open, read, write, signal, resize, close.
+    #[command(after_help = "Examples:
+  SHELL_ID=$(pyro workspace shell open WORKSPACE_ID --id-only)
+  pyro workspace shell write WORKSPACE_ID SHELL_ID --input 'pwd'
+  pyro workspace shell read WORKSPACE_ID SHELL_ID --wait-for-idle-ms 300
+  pyro workspace shell signal WORKSPACE_ID SHELL_ID --signal INT
+  pyro workspace shell close WORKSPACE_ID SHELL_ID
+
+A shell keeps running between calls; read its output from a cursor (the
+[workspace-shell-read] line on stderr gives next_cursor).")]
+    Shell {
+        #[command(subcommand)]
+        command: ShellCommand,
+    },
+    /// Background services with readiness checks: start, list, status, logs, stop.
+    #[command(after_help = "Examples:
+  pyro workspace service start WORKSPACE_ID web --ready-file .web-ready -- ./serve.sh
+  pyro workspace service list WORKSPACE_ID
+  pyro workspace service status WORKSPACE_ID web
+  pyro workspace service logs WORKSPACE_ID web --tail-lines 50
+  pyro workspace service stop WORKSPACE_ID web
+
+Service state and logs live outside /workspace: they never show up in diff,
+export or snapshots.")]
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
 }
 
 impl WorkspaceCommand {
@@ -154,6 +197,8 @@ impl WorkspaceCommand {
             Self::Snapshot { command } => command.json(),
             Self::Reset(args) => args.json,
             Self::Disk { command } => command.json(),
+            Self::Shell { command } => command.json(),
+            Self::Service { command } => command.json(),
         }
     }
 }
@@ -200,6 +245,8 @@ pub async fn run(
         WorkspaceCommand::Snapshot { command } => snapshots::snapshot(command, connect).await,
         WorkspaceCommand::Reset(args) => snapshots::reset(args, connect).await,
         WorkspaceCommand::Disk { command } => disk::disk(command, connect).await,
+        WorkspaceCommand::Shell { command } => shell::shell(command, connect).await,
+        WorkspaceCommand::Service { command } => service::service(command, connect).await,
     }
 }
 
@@ -225,6 +272,117 @@ pub fn parse_env(value: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((key.trim().to_owned(), val.to_owned()))
+}
+
+/// A `--secret NAME=VALUE` as given. It is kept raw until
+/// [`secret_specs`] checks it, because clap prints the offending text of a
+/// value it cannot parse, and that text holds the value; its `Debug` shows
+/// nothing of it either.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretArg(String);
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.0.split_once('=').map_or("?", |(name, _)| name.trim());
+        write!(f, "SecretArg({name}=[redacted])")
+    }
+}
+
+/// Takes a `--secret` as given (never fails: see [`SecretArg`]).
+pub fn secret_arg(value: &str) -> Result<SecretArg, std::convert::Infallible> {
+    Ok(SecretArg(value.to_owned()))
+}
+
+/// Parses a `--secret-file NAME=PATH`: a non-empty name (trimmed) and path.
+pub fn parse_secret_file(value: &str) -> Result<(String, String), String> {
+    let (name, path) = split_pair(value)?;
+    if name.trim().is_empty() || path.is_empty() {
+        return Err(format!(
+            "{value:?} needs a non-empty name and path, as NAME=PATH"
+        ));
+    }
+    Ok((name.trim().to_owned(), path.to_owned()))
+}
+
+/// The secrets of `--secret` and `--secret-file`, checked: `NAME=VALUE` is
+/// split at the first `=` (the value may hold more), the name is trimmed,
+/// the value kept as given; file paths are made absolute (the supervisor
+/// reads the file). Errors name the secret, never its value.
+pub fn secret_specs(
+    literals: Vec<SecretArg>,
+    files: Vec<(String, String)>,
+) -> Result<Vec<SecretSpec>, CliError> {
+    let mut specs = Vec::with_capacity(literals.len() + files.len());
+    for SecretArg(raw) in literals {
+        let Some((name, value)) = raw.split_once('=') else {
+            return Err(CliError::invalid(
+                "a --secret is not NAME=VALUE (no `=`); its text is not shown",
+            ));
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(CliError::invalid(
+                "a --secret has an empty name; give NAME=VALUE",
+            ));
+        }
+        if value.is_empty() {
+            return Err(CliError::invalid(format!(
+                "--secret {name} has an empty value"
+            )));
+        }
+        specs.push(SecretSpec {
+            name: name.to_owned(),
+            value: Some(value.to_owned()),
+            file_path: None,
+        });
+    }
+    for (name, path) in files {
+        let absolute = std::path::absolute(&path)
+            .ok()
+            .and_then(|p| p.to_str().map(str::to_owned))
+            .unwrap_or(path);
+        specs.push(SecretSpec {
+            name,
+            value: None,
+            file_path: Some(absolute),
+        });
+    }
+    Ok(specs)
+}
+
+/// Parses a `--secret-env SECRET[=ENV_VAR]`; the variable defaults to the
+/// secret's name.
+pub fn parse_secret_env(value: &str) -> Result<(String, String), String> {
+    let (secret, env) = match value.split_once('=') {
+        Some((secret, env)) => (secret.trim(), env.trim()),
+        None => (value.trim(), value.trim()),
+    };
+    if secret.is_empty() || env.is_empty() {
+        return Err(format!(
+            "{value:?} needs a secret name and, if given, a variable name, as SECRET[=ENV_VAR]"
+        ));
+    }
+    Ok((secret.to_owned(), env.to_owned()))
+}
+
+/// Collects `--secret-env` pairs into the request's map, refusing a secret
+/// given twice and two secrets for one variable.
+pub fn secret_env_map(pairs: Vec<(String, String)>) -> Result<BTreeMap<String, String>, CliError> {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    for (secret, env) in pairs {
+        if map.contains_key(&secret) {
+            return Err(CliError::invalid(format!(
+                "--secret-env {secret} is given twice"
+            )));
+        }
+        if let Some((other, _)) = map.iter().find(|(_, e)| **e == env) {
+            return Err(CliError::invalid(format!(
+                "--secret-env {other} and {secret} both set {env}"
+            )));
+        }
+        map.insert(secret, env);
+    }
+    Ok(map)
 }
 
 fn split_pair(value: &str) -> Result<(&str, &str), String> {
@@ -403,6 +561,115 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn secrets_split_at_the_first_equals_sign() {
+        let specs = secret_specs(
+            vec![
+                secret_arg("API_TOKEN=expected").unwrap(),
+                secret_arg(" DSN =postgres://u:p@h/db?sslmode=require&x==y").unwrap(),
+                secret_arg("SPACED= keep me ").unwrap(),
+            ],
+            vec![parse_secret_file("PIP_TOKEN=./token.txt").unwrap()],
+        )
+        .unwrap();
+        let literal = |spec: &SecretSpec| (spec.name.clone(), spec.value.clone());
+        assert_eq!(
+            literal(&specs[0]),
+            ("API_TOKEN".into(), Some("expected".into()))
+        );
+        assert_eq!(
+            literal(&specs[1]),
+            (
+                "DSN".into(),
+                Some("postgres://u:p@h/db?sslmode=require&x==y".into())
+            )
+        );
+        assert_eq!(literal(&specs[2]).1.as_deref(), Some(" keep me "));
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(specs[3].name, "PIP_TOKEN");
+        assert_eq!(specs[3].value, None);
+        assert_eq!(
+            specs[3].file_path.as_deref(),
+            cwd.join("token.txt").to_str()
+        );
+        let absolute = secret_specs(vec![], vec![("K".into(), "/etc/k=v".into())]).unwrap();
+        assert_eq!(absolute[0].file_path.as_deref(), Some("/etc/k=v"));
+    }
+
+    #[test]
+    fn secret_errors_never_show_the_value() {
+        let refused = |raw: &str| {
+            secret_specs(vec![secret_arg(raw).unwrap()], vec![])
+                .unwrap_err()
+                .0
+                .message
+        };
+        for (raw, expected) in [
+            (
+                "hunter2",
+                "a --secret is not NAME=VALUE (no `=`); its text is not shown",
+            ),
+            ("=hunter2", "a --secret has an empty name; give NAME=VALUE"),
+            (
+                "  =hunter2",
+                "a --secret has an empty name; give NAME=VALUE",
+            ),
+            ("API_TOKEN=", "--secret API_TOKEN has an empty value"),
+        ] {
+            assert_eq!(refused(raw), expected);
+        }
+        // Clap never sees a --secret it could refuse (and so print).
+        let parsed = tests::parse(&["workspace", "create", "debian:12", "--secret", "=hunter2"]);
+        let shown = format!("{parsed:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert_eq!(
+            format!("{:?}", secret_arg("API_TOKEN=hunter2").unwrap()),
+            "SecretArg(API_TOKEN=[redacted])"
+        );
+        assert!(parse_secret_file("PIP_TOKEN").is_err());
+        assert!(parse_secret_file("=./token.txt").is_err());
+        assert!(parse_secret_file("PIP_TOKEN=").is_err());
+    }
+
+    #[test]
+    fn secret_env_defaults_to_the_secret_name() {
+        assert_eq!(
+            parse_secret_env("API_TOKEN"),
+            Ok(("API_TOKEN".into(), "API_TOKEN".into()))
+        );
+        assert_eq!(
+            parse_secret_env("API_TOKEN=GITHUB_TOKEN"),
+            Ok(("API_TOKEN".into(), "GITHUB_TOKEN".into()))
+        );
+        assert!(parse_secret_env("").is_err());
+        assert!(parse_secret_env("=ENV").is_err());
+        assert!(parse_secret_env("API_TOKEN=").is_err());
+
+        let pairs = |list: &[(&str, &str)]| {
+            list.iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect::<Vec<_>>()
+        };
+        let map = secret_env_map(pairs(&[("A", "A"), ("B", "X")])).unwrap();
+        assert_eq!(map.len(), 2);
+        assert_eq!(map["B"], "X");
+        assert_eq!(
+            secret_env_map(pairs(&[("A", "A"), ("A", "Y")]))
+                .unwrap_err()
+                .0
+                .message,
+            "--secret-env A is given twice"
+        );
+        assert_eq!(
+            secret_env_map(pairs(&[("A", "X"), ("B", "X")]))
+                .unwrap_err()
+                .0
+                .message,
+            "--secret-env A and B both set X"
+        );
+    }
+
+    #[test]
     fn duplicate_keys_are_refused() {
         let pairs = vec![("a".into(), "1".into()), ("b".into(), "2".into())];
         assert_eq!(pair_map(pairs, "--label").unwrap().len(), 2);
@@ -503,6 +770,8 @@ pub(crate) mod tests {
             &["workspace", "snapshot", "list", "w", "--json"],
             &["workspace", "disk", "read", "w", "f", "--json"],
             &["workspace", "exec", "w", "--json", "--", "true"],
+            &["workspace", "shell", "list", "w", "--json"],
+            &["workspace", "service", "list", "w", "--json"],
         ] {
             assert!(parse(args).unwrap().json(), "{args:?}");
         }
