@@ -95,6 +95,14 @@ pub enum ActorError {
         /// The last lines of the guest console.
         console: String,
     },
+    /// A VM left by a previous supervisor cannot be taken over.
+    #[error("the VM in {} cannot be adopted: {detail}", run_dir.display())]
+    NotAdoptable {
+        /// Its run directory.
+        run_dir: PathBuf,
+        /// Why.
+        detail: String,
+    },
     /// An operation needs a running VM.
     #[error("vm {vm_id} is {state}, not running")]
     NotRunning {

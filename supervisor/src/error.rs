@@ -317,6 +317,7 @@ fn actor_code(err: &ActorError) -> ErrorCode {
         | ActorError::GuestBootFailed { .. }
         | ActorError::BootTimeout { .. } => ErrorCode::VmBootFailed,
         ActorError::NotRunning { .. } => ErrorCode::Conflict,
+        ActorError::NotAdoptable { .. } => ErrorCode::GuestUnavailable,
         ActorError::VmDied { .. }
         | ActorError::ChannelConnect { .. }
         | ActorError::ChannelRefused { .. }

@@ -67,7 +67,9 @@ pub async fn serve(settings: Settings) -> Result<(), SupervisorError> {
         "supervisor starting"
     );
 
-    reconcile_leftovers(&settings);
+    let store = start_store(&paths.data_dir.join("pyro.db"))?;
+    let adoptable = adoptable_vms(&store).await?;
+    reconcile_leftovers(&settings, &adoptable);
 
     let programs = HostPrograms::discover();
     let kvm = probe_kvm();
@@ -81,7 +83,6 @@ pub async fn serve(settings: Settings) -> Result<(), SupervisorError> {
     let cache = Arc::new(EnvironmentCache::new(&paths.cache_dir));
     let environments = EnvironmentManager::new(Arc::clone(&cache)).start();
     let root = RootSupervisor::new(Arc::clone(&backend.vmm), settings.boot_timeout).start();
-    let store = start_store(&paths.data_dir.join("pyro.db"))?;
     let vm_slots = Arc::new(tokio::sync::Semaphore::new(settings.max_running_vms));
     let runtime = Runtime {
         mkfs: programs
@@ -173,14 +174,42 @@ fn take_state_lock(path: &Path, socket: &Path) -> Result<Flock<File>, Supervisor
     })
 }
 
-/// Kills VM processes a previous supervisor left running and removes their
-/// runtime files and one-shot disks. We hold the state lock, so every VM
-/// directory found here belongs to a supervisor that is gone.
-fn reconcile_leftovers(settings: &Settings) {
+/// VMs of workspaces that were running when the last supervisor ended;
+/// if their processes still run, they are adopted rather than killed.
+async fn adoptable_vms(
+    store: &actix::Addr<store::StoreActor>,
+) -> Result<std::collections::HashSet<String>, SupervisorError> {
+    let records = store
+        .send(store::WithStore::new(|store| store.workspaces()))
+        .await
+        .map_err(|_| SupervisorError::ActorGone {
+            what: "the record store".to_owned(),
+        })??;
+    Ok(records
+        .into_iter()
+        .filter(|record| {
+            use pyro_sdk::api::workspace::WorkspaceState;
+            matches!(
+                record.state,
+                WorkspaceState::Started | WorkspaceState::Starting | WorkspaceState::Resetting
+            )
+        })
+        .filter_map(|record| record.current_vm)
+        .collect())
+}
+
+/// Kills VM processes a previous supervisor left running (except workspace
+/// VMs that will be adopted) and removes their runtime files and one-shot
+/// disks. We hold the state lock, so every other VM directory found here
+/// belongs to a supervisor that is gone.
+fn reconcile_leftovers(settings: &Settings, adoptable: &std::collections::HashSet<String>) {
     let run_root = settings.vm_run_dir();
     if let Ok(entries) = std::fs::read_dir(&run_root) {
         for entry in entries.flatten() {
             let dir = entry.path();
+            if adoptable.contains(entry.file_name().to_string_lossy().as_ref()) {
+                continue;
+            }
             let ledger = std::fs::read_to_string(dir.join(LEDGER_FILE)).unwrap_or_default();
             for process in ledger.lines().filter_map(LedgerEntry::parse) {
                 if process.kill_if_alive() {

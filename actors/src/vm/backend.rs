@@ -102,6 +102,10 @@ pub trait Vmm: Send + Sync + std::fmt::Debug {
     /// guest is ready). It blocks (spawning, waiting for sockets), so callers
     /// run it on a blocking thread.
     fn launch(&self, spec: &VmSpec) -> Result<Box<dyn LaunchedVm>>;
+
+    /// Takes over the processes of a VM a previous supervisor launched in
+    /// `spec.run_dir`, if they still run (checked by PID and start time).
+    fn adopt(&self, spec: &VmSpec) -> Result<Box<dyn LaunchedVm>>;
 }
 
 /// The running processes of one VM.

@@ -124,6 +124,47 @@ async fn await_ready(
     Ok(agent_version)
 }
 
+/// Takes over a VM a previous supervisor launched: reopens its processes,
+/// listens on its ready socket again, and checks the agent answers.
+pub async fn adopt(vmm: Arc<dyn Vmm>, spec: VmSpec) -> Result<Booted> {
+    let started = Instant::now();
+    let adopt_spec = spec.clone();
+    let launched: Arc<dyn LaunchedVm> = tokio::task::spawn_blocking(move || vmm.adopt(&adopt_spec))
+        .await
+        .map_err(|err| ActorError::Spawn {
+            program: "the VM adopter".to_owned(),
+            source: std::io::Error::other(err.to_string()),
+        })??
+        .into();
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let waiter = Arc::clone(&launched);
+    tokio::spawn(async move {
+        let exit = waiter.wait_exit().await;
+        let _ = exit_tx.send(Some(exit));
+    });
+    let checked = async {
+        let ready = ReadyListener::bind(&spec.ready_socket())?;
+        let conn = GuestConnection::connect(&spec.vsock_socket()).await?;
+        let agent_version = conn.agent_version().to_owned();
+        conn.ping().await?;
+        Ok::<_, ActorError>((ready, agent_version))
+    }
+    .await;
+    match checked {
+        Ok((ready, agent_version)) => Ok(Booted {
+            launched,
+            exit_rx,
+            ready,
+            boot_ms: started.elapsed().as_millis() as u64,
+            agent_version,
+        }),
+        Err(err) => {
+            tear_down(&launched, exit_rx).await;
+            Err(err)
+        }
+    }
+}
+
 /// Kills the VM, waits (bounded) for it to exit, and cleans up.
 pub async fn tear_down(
     launched: &Arc<dyn LaunchedVm>,

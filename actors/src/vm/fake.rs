@@ -111,6 +111,13 @@ impl Vmm for FakeVmm {
         "fake"
     }
 
+    fn adopt(&self, spec: &VmSpec) -> Result<Box<dyn LaunchedVm>> {
+        Err(ActorError::NotAdoptable {
+            run_dir: spec.run_dir.clone(),
+            detail: "the fake backend does not adopt".to_owned(),
+        })
+    }
+
     fn launch(&self, spec: &VmSpec) -> Result<Box<dyn LaunchedVm>> {
         self.launches.fetch_add(1, Ordering::SeqCst);
         std::fs::create_dir_all(&spec.run_dir)

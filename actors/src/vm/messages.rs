@@ -11,6 +11,12 @@ use crate::vsock::GuestConnection;
 #[rtype(result = "Result<VmReady>")]
 pub struct StartVm;
 
+/// Take over the running VM a previous supervisor launched in the spec's run
+/// directory, instead of booting one.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<VmReady>")]
+pub struct AdoptVm;
+
 /// What a successful boot reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmReady {

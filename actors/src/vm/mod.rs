@@ -38,7 +38,8 @@ use tokio::sync::watch;
 pub use self::backend::{LaunchedVm, VmSpec, Vmm};
 pub use self::core::{VmCore, VmInfo, VmState};
 pub use self::messages::{
-    AwaitExit, GetVmInfo, OpenGuest, StartVm, StopVm, VmEvent, VmEventKind, VmExitReport, VmReady,
+    AdoptVm, AwaitExit, GetVmInfo, OpenGuest, StartVm, StopVm, VmEvent, VmEventKind, VmExitReport,
+    VmReady,
 };
 
 use self::boot::{tear_down, Booted, CONSOLE_LINES};
@@ -237,6 +238,24 @@ impl Handler<StartVm> for VmActor {
             Err(err) => {
                 tracing::warn!(vm_id = %act.spec.vm_id, error = %err, "vm boot failed");
                 act.core.boot_failed(err.console().map(str::to_owned));
+                Err(err)
+            }
+        }))
+    }
+}
+
+impl Handler<AdoptVm> for VmActor {
+    type Result = ResponseActFuture<Self, Result<VmReady>>;
+
+    fn handle(&mut self, _msg: AdoptVm, _ctx: &mut Self::Context) -> Self::Result {
+        if let Err(err) = self.core.begin_boot() {
+            return Box::pin(actix::fut::ready(Err(err)));
+        }
+        let adopt = boot::adopt(Arc::clone(&self.vmm), self.spec.clone());
+        Box::pin(adopt.into_actor(self).map(|result, act, ctx| match result {
+            Ok(booted) => Ok(act.on_booted(booted, ctx)),
+            Err(err) => {
+                act.core.boot_failed(None);
                 Err(err)
             }
         }))

@@ -160,6 +160,18 @@ impl Vmm for QemuVmm {
         "qemu"
     }
 
+    fn adopt(&self, spec: &VmSpec) -> Result<Box<dyn LaunchedVm>> {
+        let (qemu, sidecar) = adopt_processes(&spec.run_dir)?;
+        tracing::info!(vm_id = %spec.vm_id, qemu_pid = qemu.pid(), "adopted a running VM");
+        Ok(Box::new(QemuVm {
+            qemu,
+            sidecar,
+            run_dir: spec.run_dir.clone(),
+            console: spec.console_log(),
+            qemu_log: spec.run_dir.join("qemu.log"),
+        }))
+    }
+
     fn launch(&self, spec: &VmSpec) -> Result<Box<dyn LaunchedVm>> {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -250,6 +262,52 @@ fn write_ledger(run_dir: &Path, processes: &[&TrackedProcess]) {
     let path = run_dir.join(LEDGER_FILE);
     if let Err(err) = std::fs::write(&path, lines.join("\n") + "\n") {
         tracing::warn!(path = %path.display(), %err, "cannot write the process ledger");
+    }
+}
+
+/// Reopens the processes named in a run directory's ledger, refusing any
+/// that is not the very process recorded (same PID and start time).
+fn adopt_processes(run_dir: &Path) -> Result<(TrackedProcess, TrackedProcess)> {
+    let ledger_path = run_dir.join(LEDGER_FILE);
+    let ledger = std::fs::read_to_string(&ledger_path)
+        .map_err(|err| ActorError::host_io("reading the process ledger", &ledger_path, err))?;
+    let mut qemu = None;
+    let mut sidecar = None;
+    for entry in ledger.lines().filter_map(LedgerEntry::parse) {
+        if !entry.is_alive() {
+            continue;
+        }
+        let name: &'static str = match entry.name.as_str() {
+            "qemu" => "qemu",
+            "vhost-device-vsock" => "vhost-device-vsock",
+            _ => continue,
+        };
+        let process =
+            TrackedProcess::open(name, entry.pid).map_err(|source| ActorError::Spawn {
+                program: format!("adopting {name} ({})", entry.pid),
+                source,
+            })?;
+        // The pidfd now pins the process; check it is still the recorded one.
+        if !entry.is_alive() {
+            continue;
+        }
+        match name {
+            "qemu" => qemu = Some(process),
+            _ => sidecar = Some(process),
+        }
+    }
+    match (qemu, sidecar) {
+        (Some(qemu), Some(sidecar)) => Ok((qemu, sidecar)),
+        (qemu, sidecar) => {
+            // Half a VM is no VM: stop what is left.
+            for process in [qemu, sidecar].into_iter().flatten() {
+                process.kill();
+            }
+            Err(ActorError::NotAdoptable {
+                run_dir: run_dir.to_owned(),
+                detail: "its processes are no longer running".to_owned(),
+            })
+        }
     }
 }
 

@@ -57,6 +57,9 @@ pub struct WorkspaceRecord {
     pub last_reset_at_ms: Option<i64>,
     /// The last failure.
     pub last_error: Option<String>,
+    /// The VM running it, so a supervisor that restarts can adopt it.
+    #[serde(default)]
+    pub current_vm: Option<String>,
 }
 
 /// Whether a snapshot is the immutable seed or one taken later.

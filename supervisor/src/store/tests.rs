@@ -35,6 +35,7 @@ fn workspace(id: &str, activity: i64) -> WorkspaceRecord {
         reset_count: 0,
         last_reset_at_ms: None,
         last_error: None,
+        current_vm: None,
     }
 }
 

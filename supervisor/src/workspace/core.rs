@@ -194,6 +194,11 @@ impl WorkspaceCore {
         self.touch();
     }
 
+    /// Records which VM runs the workspace (or none).
+    pub fn set_current_vm(&mut self, vm_id: Option<String>) {
+        self.record.current_vm = vm_id;
+    }
+
     /// Records a failure without changing the state.
     pub fn note_error(&mut self, error: String) {
         self.record.last_error = Some(error);
@@ -334,6 +339,7 @@ mod tests {
             reset_count: 0,
             last_reset_at_ms: None,
             last_error: None,
+            current_vm: None,
         })
     }
 

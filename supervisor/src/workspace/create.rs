@@ -197,6 +197,7 @@ async fn prepare_files(
         reset_count: 0,
         last_reset_at_ms: None,
         last_error: None,
+        current_vm: None,
     };
     let to_save = secrets.clone();
     let secrets_dir = runtime.settings.secrets_dir();

@@ -233,3 +233,9 @@ pub struct FollowServiceLogsCall {
     /// Where they go.
     pub events: mpsc::Sender<pyro_sdk::api::session::ServiceLogEvent>,
 }
+
+/// After a supervisor restart: take over the VM if it still runs (with its
+/// shells), else boot the workspace again.
+#[derive(Debug, Message)]
+#[rtype(result = "Answer<WorkspaceInfo>")]
+pub struct Resume;

@@ -91,9 +91,16 @@ impl WorkspaceActor {
         }
     }
 
-    fn save(&self) {
+    fn save(&mut self) {
+        self.sync_vm();
         self.writer
             .write(StoreWrite::Save(self.core.record().clone()));
+    }
+
+    /// Puts the running VM's id in the record.
+    fn sync_vm(&mut self) {
+        self.core
+            .set_current_vm(self.vm.as_ref().map(|vm| vm.vm_id.clone()));
     }
 
     fn info(&self) -> WorkspaceInfo {
@@ -243,6 +250,7 @@ impl Handler<Boot> for WorkspaceActor {
             let outcome = result.map(|booted| {
                 act.vm = Some(booted);
                 act.core.created();
+                act.sync_vm();
             });
             let writer = act.writer.clone();
             let record = act.core.record().clone();
@@ -717,6 +725,66 @@ impl Handler<Logs> for WorkspaceActor {
     }
 }
 
+impl Handler<Resume> for WorkspaceActor {
+    type Result = ResponseActFuture<Self, Result<WorkspaceInfo, SupervisorError>>;
+
+    fn handle(&mut self, _msg: Resume, ctx: &mut Self::Context) -> Self::Result {
+        let Some(vm_id) = self.core.record().current_vm.clone() else {
+            return Box::pin(ctx.address().send(Start).into_actor(self).map(
+                |answer, _act, _ctx| {
+                    answer.map_err(|_| SupervisorError::ActorGone {
+                        what: "the workspace".to_owned(),
+                    })?
+                },
+            ));
+        };
+        if let Err(err) = self.core.begin(Lifecycle::Start) {
+            return Box::pin(actix::fut::ready(Err(err)));
+        }
+        let runtime = self.runtime.clone();
+        let record = self.core.record().clone();
+        let dir = self.dir.clone();
+        let owner = ctx.address().recipient::<VmEvent>();
+        let adopt = async move {
+            let vm = vm::adopt(&runtime, &record, &dir, owner, &vm_id).await?;
+            let shells = vm::open(&vm.addr)
+                .await?
+                .shell_list()
+                .await
+                .unwrap_or_default();
+            Ok::<_, SupervisorError>((vm, shells))
+        };
+        Box::pin(adopt.into_actor(self).then(|adopted, act, ctx| {
+            match adopted {
+                Ok((vm, shells)) => {
+                    tracing::info!(workspace_id = %act.core.id(), vm_id = %vm.vm_id, shells = shells.len(), "took over the running workspace VM");
+                    for shell in shells.into_iter().filter(|s| s.alive) {
+                        let actor = shell::ShellActor::new(
+                            act.core.id().to_owned(),
+                            shell.shell_id.clone(),
+                            paths::ROOT.to_owned(),
+                            shell.cols,
+                            shell.rows,
+                            vm.addr.clone(),
+                            &act.redactor,
+                        )
+                        .start();
+                        act.shells.insert(shell.shell_id, actor);
+                    }
+                    act.vm = Some(vm);
+                    act.core.finish(WorkspaceState::Started, None);
+                    act.save();
+                    Box::pin(actix::fut::ready(Ok(act.info()))) as ResponseActFuture<Self, _>
+                }
+                Err(err) => {
+                    tracing::info!(workspace_id = %act.core.id(), error = %act.redactor.redact_str(&err.to_string()), "the workspace VM cannot be taken over; booting it again");
+                    Box::pin(act.boot_then_finish(ctx, None).map(|result, act, _ctx| result.map(|_| act.info())))
+                }
+            }
+        }))
+    }
+}
+
 impl Handler<Stop> for WorkspaceActor {
     type Result = ResponseActFuture<Self, Result<WorkspaceInfo, SupervisorError>>;
 
@@ -970,9 +1038,9 @@ pub async fn resume_all(runtime: &Runtime) -> Result<(), SupervisorError> {
             was,
             WorkspaceState::Started | WorkspaceState::Starting | WorkspaceState::Resetting
         ) {
-            tracing::info!(workspace_id = %id, "booting a workspace that was running");
+            tracing::info!(workspace_id = %id, "resuming a workspace that was running");
             actix::spawn(async move {
-                if let Ok(Err(err)) = addr.send(Start).await {
+                if let Ok(Err(err)) = addr.send(Resume).await {
                     // Boot errors carry host and guest text, never command output.
                     tracing::error!(workspace_id = %id, error = %err, "could not boot the workspace again");
                 }

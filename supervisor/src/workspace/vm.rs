@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use actix::prelude::*;
-use pyro_actors::vm::{OpenGuest, StartVm, StopVm, VmActor, VmEvent, VmSpec};
+use pyro_actors::vm::{AdoptVm, OpenGuest, StartVm, StopVm, VmActor, VmEvent, VmSpec};
 use pyro_actors::vsock::GuestConnection;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -93,6 +93,52 @@ pub async fn boot(
     };
     match vm.addr.send(StartVm).await {
         Ok(Ok(_ready)) => Ok(vm),
+        Ok(Err(err)) => {
+            shut_down(vm).await;
+            Err(err.into())
+        }
+        Err(_) => {
+            shut_down(vm).await;
+            Err(SupervisorError::ActorGone {
+                what: "the vm actor".to_owned(),
+            })
+        }
+    }
+}
+
+/// Takes over the workspace's VM `vm_id`, left running by a previous
+/// supervisor, and checks its agent answers.
+pub async fn adopt(
+    runtime: &Runtime,
+    record: &WorkspaceRecord,
+    dir: &WorkspaceDir,
+    owner: Recipient<VmEvent>,
+    vm_id: &str,
+) -> Result<WorkspaceVm, SupervisorError> {
+    let slot = runtime.take_vm_slot()?;
+    let run_dir = runtime.settings.vm_run_dir().join(vm_id);
+    let spec = VmSpec {
+        vm_id: vm_id.to_owned(),
+        vcpu_count: record.vcpu_count,
+        mem_mib: record.mem_mib,
+        kernel: PathBuf::new(),
+        initramfs: PathBuf::new(),
+        root_disk: PathBuf::new(),
+        data_disk: dir.disk(),
+        run_dir: run_dir.clone(),
+        hostname: "pyro".to_owned(),
+    };
+    let addr = VmActor::new(spec, runtime.vmm.clone(), runtime.settings.boot_timeout)
+        .with_owner(owner)
+        .start();
+    let vm = WorkspaceVm {
+        addr,
+        vm_id: vm_id.to_owned(),
+        run_dir,
+        _slot: slot,
+    };
+    match vm.addr.send(AdoptVm).await {
+        Ok(Ok(_)) => Ok(vm),
         Ok(Err(err)) => {
             shut_down(vm).await;
             Err(err.into())
