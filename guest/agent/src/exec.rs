@@ -99,6 +99,7 @@ pub fn run<S: Channel>(conn: &mut Connection<S>, request: &ExecRequest) -> std::
     } else {
         status.code().unwrap_or_else(|| 128 + signal.unwrap_or(0))
     };
+    crate::flush_data_disk();
     conn.send(&Response::ExecExited(ExitStatus {
         exit_code,
         signal,

@@ -4,6 +4,7 @@ use pyro_guest_agent::{log, notify_ready, server, vsock::VsockListener};
 use pyro_guest_protocol::AGENT_PORT;
 
 fn main() {
+    pyro_guest_agent::adopt_data_mount();
     let listener = match VsockListener::bind(AGENT_PORT) {
         Ok(listener) => listener,
         Err(err) => {

@@ -23,6 +23,7 @@ use nix::unistd::{chdir, chroot, sethostname};
 use crate::cmdline::Cmdline;
 use crate::disks;
 use crate::failure::BootError;
+use crate::loopback;
 use crate::modules;
 
 /// Where the host puts the agent binary in the initramfs.
@@ -37,6 +38,9 @@ pub struct Booted {
     /// The agent binary, opened before the switch so it stays reachable
     /// (as `/proc/self/fd/N`) after the initramfs is out of sight.
     pub agent: File,
+    /// The writable disk's mount, handed to the agent so it can freeze the
+    /// filesystem (flushing its journal) before powering off.
+    pub data_mount: File,
 }
 
 /// Runs every stage; the first failure stops the boot.
@@ -88,6 +92,8 @@ pub fn boot() -> Result<Booted, BootError> {
     )?;
     timings.mark("root_mounted");
 
+    let data_mount = File::open("/mnt/data")
+        .map_err(|err| BootError::io("mount_data", &err, "opening /mnt/data"))?;
     let agent = File::open(AGENT_IN_INITRAMFS).map_err(|err| {
         BootError::io("open_agent", &err, format!("opening {AGENT_IN_INITRAMFS}"))
     })?;
@@ -103,8 +109,10 @@ pub fn boot() -> Result<Booted, BootError> {
             format!("setting hostname {}", cmdline.hostname),
         )
     })?;
+    loopback::bring_up()?;
+    timings.mark("loopback");
     timings.write(Path::new(TIMINGS_PATH));
-    Ok(Booted { agent })
+    Ok(Booted { agent, data_mount })
 }
 
 /// devtmpfs, proc and sysfs inside the initramfs.

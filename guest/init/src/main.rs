@@ -8,7 +8,7 @@
 //! 3. finds the read-only root disk and the writable data disk by their
 //!    virtio serial numbers, and mounts them as one overlayfs root;
 //! 4. switches into that root and mounts devpts, /dev/shm and /run;
-//! 5. sets the hostname and starts the guest agent, restarting it if it dies,
+//! 5. brings up loopback, sets the hostname and starts the guest agent, restarting it if it dies,
 //!    while reaping every orphaned process.
 //!
 //! A fatal error in any step is printed on the console as one structured line
@@ -22,12 +22,14 @@
 //! - `disks`: finding disks by serial.
 //! - `modules`: loading kernel modules from the initramfs.
 //! - `failure`: the boot error type and how it is reported.
+//! - `loopback`: bringing up `lo`.
 //! - `supervise`: the agent supervision and zombie-reaping loop.
 
 mod boot;
 mod cmdline;
 mod disks;
 mod failure;
+mod loopback;
 mod modules;
 mod supervise;
 

@@ -4,7 +4,7 @@
 //! child it reaps is the agent, it starts a new one, backing off while the
 //! agent keeps dying young so a broken agent cannot spin the CPU.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,7 +42,7 @@ pub fn run(booted: &Booted) -> ! {
     let mut backoff = RESTART_BACKOFF_MIN;
     loop {
         let started = Instant::now();
-        match spawn_agent(&agent_path) {
+        match spawn_agent(&agent_path, booted.data_mount.as_raw_fd()) {
             Ok(pid) => {
                 let status = reap_until(pid);
                 console_line(&format!(
@@ -62,14 +62,26 @@ pub fn run(booted: &Booted) -> ! {
     }
 }
 
-fn spawn_agent(path: &str) -> std::io::Result<Pid> {
-    let child = Command::new(path)
+fn spawn_agent(path: &str, data_mount: RawFd) -> std::io::Result<Pid> {
+    let mut command = Command::new(path);
+    command
         .arg0("pyro-guest-agent")
         .env_clear()
         .envs(BASE_ENV.iter().copied())
+        .env(pyro_guest_agent::DATA_FD_VAR, data_mount.to_string())
         .current_dir("/")
-        .stdin(Stdio::null())
-        .spawn()?;
+        .stdin(Stdio::null());
+    // SAFETY: fcntl is async-signal-safe; it only clears close-on-exec on
+    // the data mount's descriptor so the agent inherits it.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::fcntl(data_mount, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
     Ok(Pid::from_raw(child.id() as i32))
 }
 

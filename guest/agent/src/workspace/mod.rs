@@ -118,11 +118,14 @@ pub(crate) fn describe_io(err: &io::Error) -> String {
 pub(crate) fn serve<S: Channel>(conn: &mut Connection<S>, request: Request) -> io::Result<()> {
     let outcome = match request {
         Request::PutArchive(req) => {
-            with_upload(conn, |upload| put::put_archive(&req, upload)).map(Response::ArchiveDone)
+            let done = with_upload(conn, |upload| put::put_archive(&req, upload));
+            crate::flush_data_disk();
+            done.map(Response::ArchiveDone)
         }
         Request::ApplyChanges(req) => {
-            with_upload(conn, |upload| apply::apply_changes(&req, upload))
-                .map(Response::ChangesApplied)
+            let done = with_upload(conn, |upload| apply::apply_changes(&req, upload));
+            crate::flush_data_disk();
+            done.map(Response::ChangesApplied)
         }
         Request::GetArchive(req) => get::get_archive(&req, conn).map(Response::ArchiveDone),
         Request::Manifest(req) => manifest::manifest(&req, conn, manifest::HashCache::global())
