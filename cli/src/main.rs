@@ -7,9 +7,11 @@
 //! # Layout
 //!
 //! - `commands/`: one module per command group.
+//! - `mcp/`: `pyro mcp serve`, the MCP server.
 //! - `output`: human and JSON output, errors and exit codes.
 
 mod commands;
+mod mcp;
 mod output;
 
 use std::process::ExitCode;
@@ -21,6 +23,7 @@ use commands::env::EnvCommand;
 use commands::run::RunArgs;
 use commands::supervisor::SupervisorCommand;
 use commands::workspace::WorkspaceCommand;
+use mcp::McpCommand;
 use output::{CliError, Outcome};
 
 const ABOUT: &str = "Run commands in disposable Linux microVMs, and keep persistent workspaces.";
@@ -30,6 +33,7 @@ const EXAMPLES: &str = "Examples:
   pyro env list                        the environments and what is installed
   pyro run debian:12 -- git --version  one command in a fresh VM
   pyro demo                            the same, printed as JSON
+  pyro mcp serve                       serve the tools to an agent over MCP (stdio)
 
 State lives in PYRO_HOME (default ~/.local/share/pyro), environments in
 PYRO_CACHE_DIR (default ~/.cache/pyro), sockets in PYRO_RUNTIME_DIR.";
@@ -71,6 +75,12 @@ enum Command {
         #[command(subcommand)]
         command: WorkspaceCommand,
     },
+    /// Serve pyro to agents over the Model Context Protocol.
+    #[command(after_help = mcp::EXAMPLES)]
+    Mcp {
+        #[command(subcommand)]
+        command: McpCommand,
+    },
 }
 
 impl Command {
@@ -85,6 +95,7 @@ impl Command {
                 SupervisorCommand::Status { json: true } | SupervisorCommand::Stop { json: true }
             ),
             Self::Workspace { command } => command.json(),
+            Self::Mcp { .. } => false,
         }
     }
 }
@@ -119,6 +130,7 @@ async fn dispatch(command: Command) -> Outcome {
         Command::Run(args) => commands::run::run(&connect().await?, args).await,
         Command::Demo => commands::run::demo(&connect().await?).await,
         Command::Workspace { command } => commands::workspace::run(command, connect()).await,
+        Command::Mcp { command } => mcp::run(command).await,
     }
 }
 
