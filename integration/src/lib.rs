@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod guest;
+
 /// An isolated pyro installation for one test.
 #[derive(Debug)]
 pub struct Pyro {
@@ -29,6 +31,7 @@ pub struct Pyro {
     runtime: PathBuf,
     bin_dir: PathBuf,
     guest_dir: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -79,7 +82,19 @@ impl Pyro {
             runtime,
             bin_dir,
             guest_dir,
+            env: Vec::new(),
         }
+    }
+
+    /// A fresh installation whose commands (and so the supervisor they
+    /// start) also get `vars`, e.g. `[("PYRO_MAX_RUNNING_VMS", "2")]`.
+    pub fn with_env(vars: &[(&str, &str)]) -> Self {
+        let mut pyro = Self::new();
+        pyro.env = vars
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        pyro
     }
 
     /// The data directory (`PYRO_HOME`).
@@ -102,6 +117,7 @@ impl Pyro {
             .env("PYRO_SUPERVISOR_BIN", self.bin_dir.join("pyro-supervisor"))
             .env("PYRO_GUEST_DIR", &self.guest_dir)
             .env("PATH", test_path())
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null());
         command
     }
@@ -213,6 +229,28 @@ impl Drop for Pyro {
         if !leaked.is_empty() && !std::thread::panicking() {
             panic!("processes outlived the supervisor: {leaked:?}");
         }
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, and returns that;
+/// fails the test with `what` and the last observation if `within` passes
+/// first. `check` gets the observation to report as its argument.
+pub fn wait_for<T>(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut(&mut String) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    let mut last = String::new();
+    loop {
+        if let Some(value) = check(&mut last) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}; last seen: {last}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
