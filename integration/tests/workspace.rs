@@ -521,9 +521,8 @@ fn transcript_workspace_steps() {
     ] {
         assert_eq!(header[key], value, "{key} in:\n{text}");
     }
-    // The transcript's patch lines, in order (a `diff --git` line may
-    // precede them: it is what makes the patch apply with git).
-    let rest: Vec<&str> = lines.filter(|l| !l.starts_with("diff --git ")).collect();
+    // The transcript's patch lines, in order, right after the summary.
+    let rest: Vec<&str> = lines.collect();
     assert_eq!(
         rest,
         [

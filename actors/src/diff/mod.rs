@@ -29,6 +29,12 @@
 //! lines of context and `\ No newline at end of file` markers, in the form
 //! `git diff` writes, so the combined patch can be fed back to `patch
 //! apply` (or `git apply`). A mode-only change gets a header-only patch.
+//! When every section is a plain text change, the `diff --git` lines are
+//! left out and the patch reads like `diff -u` output.
+//!
+//! `non_text` counts every changed entry without a text patch (binary or
+//! large files, symlinks, directories, type changes), so `total` is always
+//! `text_patched + non_text`.
 //! Binary files, symlinks, directories and type changes get no patch.
 
 mod unified;
@@ -248,21 +254,51 @@ pub fn build_report<E>(
         let text_patch = match (change.status, &change.old, &change.new) {
             (ChangeStatus::TypeChanged, ..) => None,
             (_, old, new) if change.artifact_type() == EntryKind::File => {
-                let patch = file_patch(&change, old.as_ref(), new.as_ref(), &mut read)?;
-                if patch.is_none() {
-                    summary.non_text += 1;
-                }
-                patch
+                file_patch(&change, old.as_ref(), new.as_ref(), &mut read)?
             }
             _ => None,
         };
-        if let Some(patch) = &text_patch {
-            summary.text_patched += 1;
-            report.patch.push_str(patch);
+        match &text_patch {
+            Some(_) => summary.text_patched += 1,
+            None => summary.non_text += 1,
         }
         report.entries.push(DiffEntry { change, text_patch });
     }
+    drop_git_headers_if_plain(&mut report.entries);
+    report.patch = report
+        .entries
+        .iter()
+        .filter_map(|entry| entry.text_patch.as_deref())
+        .collect();
     Ok(report)
+}
+
+/// When every section is a plain text change (no mode, no file added or
+/// deleted), drops the `diff --git` lines so the patch reads like `diff -u`
+/// output. With any extended section they all stay: a plain section after a
+/// `diff --git` one would be read as part of it.
+fn drop_git_headers_if_plain(entries: &mut [DiffEntry]) {
+    let is_plain = |patch: &str| {
+        patch.split_once('\n').is_some_and(|(first, rest)| {
+            first.starts_with("diff --git ") && rest.starts_with("--- ")
+        })
+    };
+    let patches = || {
+        entries
+            .iter()
+            .filter_map(|entry| entry.text_patch.as_deref())
+    };
+    if !patches().all(is_plain) {
+        return;
+    }
+    for patch in entries
+        .iter_mut()
+        .filter_map(|entry| entry.text_patch.as_mut())
+    {
+        if let Some((_, rest)) = patch.split_once('\n') {
+            *patch = rest.to_owned();
+        }
+    }
 }
 
 /// The patch of a changed file, or `None` when a side is not text.

@@ -215,7 +215,7 @@ fn summary_counts_text_binary_and_mode_only_changes() {
             deleted: 0,
             type_changed: 0,
             text_patched: 2,
-            non_text: 3,
+            non_text: 4,
         }
     );
     assert_eq!(
@@ -393,4 +393,33 @@ proptest! {
         );
         prop_assert_eq!(apply(&patch, &before), after);
     }
+}
+
+#[test]
+fn a_patch_of_plain_text_changes_has_no_git_headers() {
+    let old = vec![file("a.txt", b"1\n", 0o644), file("b.txt", b"x\n", 0o644)];
+    let new = vec![file("a.txt", b"2\n", 0o644), file("b.txt", b"y\n", 0o644)];
+    let contents: BTreeMap<(bool, &str), &[u8]> = [
+        ((false, "a.txt"), &b"1\n"[..]),
+        ((true, "a.txt"), b"2\n"),
+        ((false, "b.txt"), b"x\n"),
+        ((true, "b.txt"), b"y\n"),
+    ]
+    .into();
+    let report = build_report(compare(&old, &new), |side, entry| {
+        let key = (side == Side::New, entry.path.as_str());
+        contents
+            .get(&key)
+            .map(|bytes| bytes.to_vec())
+            .ok_or_else(|| format!("unexpected read of {key:?}"))
+    })
+    .unwrap();
+    assert_eq!(
+        report.patch,
+        "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-1\n+2\n--- a/b.txt\n+++ b/b.txt\n@@ -1 +1 @@\n-x\n+y\n"
+    );
+    assert_eq!(
+        report.entries[0].text_patch.as_deref(),
+        Some("--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-1\n+2\n")
+    );
 }

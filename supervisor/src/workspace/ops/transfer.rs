@@ -6,12 +6,13 @@
 //! comes from the guest, which is untrusted: it is extracted by the
 //! hardened extractor, which never writes outside the output path.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use actix::Addr;
 use pyro_actors::archive::{extract_export, ArtifactType, SeedSource, ValidatedArchive};
 use pyro_actors::vm::VmActor;
-use pyro_guest_protocol::{EntryKind, GetArchiveRequest, PutArchiveRequest};
+use pyro_guest_protocol::{EntryKind, GetArchiveRequest, ListPathRequest, PutArchiveRequest};
 use pyro_sdk::api::workspace::{ExportRequest, ExportResult, SyncPushRequest, SyncPushResult};
 use pyro_sdk::api::EXECUTION_MODE;
 
@@ -132,13 +133,24 @@ pub async fn export(
             });
         }
     };
+    let root_mode = match artifact {
+        ArtifactType::Directory => directory_mode(&vm_addr, &path).await,
+        _ => None,
+    };
     let tar_path = staged.clone();
     let target = output.clone();
     let extracted = blocking(move || {
         let file = std::fs::File::open(&tar_path)
             .map_err(|source| SupervisorError::io("opening", &tar_path, source))?;
-        extract_export(std::io::BufReader::new(file), &target, artifact)
-            .map_err(SupervisorError::from)
+        let stats = extract_export(std::io::BufReader::new(file), &target, artifact)?;
+        if let Some(mode) = root_mode {
+            // The archive holds the directory's children; its own mode
+            // comes from the listing. The extractor created it, so it is a
+            // real directory, not a link.
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode & 0o777))
+                .map_err(|source| SupervisorError::io("setting the mode of", &target, source))?;
+        }
+        Ok::<_, SupervisorError>(stats)
     })
     .await;
     let _ = tokio::fs::remove_file(&staged).await;
@@ -152,6 +164,29 @@ pub async fn export(
         bytes_written: stats.total_bytes,
         execution_mode: EXECUTION_MODE.to_owned(),
     })
+}
+
+/// The permission bits of the guest directory at `path`, from a listing of
+/// its parent (`None` when they cannot be read: the export keeps the
+/// extractor's private default).
+async fn directory_mode(vm_addr: &Addr<VmActor>, path: &str) -> Option<u32> {
+    let parent = match Path::new(path).parent() {
+        Some(parent) => parent.to_str()?.to_owned(),
+        None => return None,
+    };
+    let conn = vm::open(vm_addr).await.ok()?;
+    let listing = conn
+        .list_path(ListPathRequest {
+            path: parent,
+            recursive: false,
+        })
+        .await
+        .ok()?;
+    listing
+        .entries
+        .into_iter()
+        .find(|entry| entry.path == path && entry.kind == EntryKind::Directory)
+        .map(|entry| entry.mode)
 }
 
 fn exists(path: &Path) -> bool {
