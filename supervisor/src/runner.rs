@@ -65,6 +65,11 @@ impl Events {
     async fn send(&self, event: RunEvent) -> bool {
         self.tx.send(event).await.is_ok()
     }
+
+    /// Resolves once the client has gone.
+    async fn closed(&self) {
+        self.tx.closed().await;
+    }
 }
 
 /// A VM created for the run, cleaned up whatever happens.
@@ -253,8 +258,20 @@ async fn boot_and_execute(
         Ok(stream) => stream,
         Err(err) => return Err(vm_error(vm, err).await),
     };
+    let abandoned = || {
+        ErrorBody::new(
+            pyro_sdk::api::ErrorCode::Conflict,
+            "the client disconnected; the command was abandoned",
+        )
+    };
     loop {
-        match stream.next().await {
+        // A silent command is abandoned as soon as the client goes, not at
+        // its next output.
+        let next = tokio::select! {
+            next = stream.next() => next,
+            () = events.closed() => return Err(abandoned()),
+        };
+        match next {
             Ok(ExecEvent::Output(stream_name, data)) => {
                 let stream_name = match stream_name {
                     OutputStream::Stdout => StreamName::Stdout,
@@ -266,10 +283,7 @@ async fn boot_and_execute(
                 {
                     // The client left: dropping the stream closes the guest
                     // connection, and the agent kills the command's group.
-                    return Err(ErrorBody::new(
-                        pyro_sdk::api::ErrorCode::Conflict,
-                        "the client disconnected; the command was abandoned",
-                    ));
+                    return Err(abandoned());
                 }
             }
             Ok(ExecEvent::Exited(status)) => return Ok((status, ready.boot_ms)),

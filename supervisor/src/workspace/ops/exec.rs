@@ -175,8 +175,19 @@ pub async fn run(
         caller_left,
         redactor: redactor.clone(),
     };
+    let abandoned = |stdout, stderr| {
+        let took = started.elapsed().as_millis() as u64;
+        finished(ABANDONED_EXIT_CODE, false, took, stdout, stderr, true)
+    };
     loop {
-        let (name, clean, done) = match stream.next().await {
+        // A silent command is abandoned as soon as the caller goes, not at
+        // its next output: dropping the stream makes the agent kill the
+        // command's process group.
+        let next = tokio::select! {
+            next = stream.next() => next,
+            () = events.closed() => return Ok(abandoned(stdout, stderr)),
+        };
+        let (name, clean, done) = match next {
             Ok(GuestEvent::Output(OutputStream::Stdout, data)) => (
                 StreamName::Stdout,
                 redact_out.push(&data).into_owned(),
@@ -213,15 +224,7 @@ pub async fn run(
             {
                 // The caller left; dropping the stream makes the agent
                 // kill the command's process group.
-                let took = started.elapsed().as_millis() as u64;
-                return Ok(finished(
-                    ABANDONED_EXIT_CODE,
-                    false,
-                    took,
-                    stdout,
-                    stderr,
-                    true,
-                ));
+                return Ok(abandoned(stdout, stderr));
             }
         }
         if let Some(status) = done {
