@@ -24,8 +24,9 @@ pub enum SyncCommand {
   pyro workspace sync push WORKSPACE_ID ./changes --dest src
   pyro workspace sync push WORKSPACE_ID ./changes.tar.gz
 
-Files are written over what is there; nothing is deleted. Sync is not atomic:
-if it fails partway, `pyro workspace reset` restores the baseline or a snapshot.")]
+Files are written over what is there; nothing is deleted. A push is all or
+nothing: the archive is checked on the host, staged in the guest and renamed
+into place, and a push that fails partway leaves the tree as it was.")]
     Push(SyncPushArgs),
 }
 

@@ -4,8 +4,8 @@
 //! - `workspace_sync_push` (`source_path`) and `workspace_export`
 //!   (`output_path`) name host paths, confined to the allowed roots.
 //! - `workspace_sync_push` sends a progress heartbeat; cancelling it stops
-//!   waiting but the copy, once sent, completes in the supervisor (it is
-//!   not atomic; reset to recover).
+//!   waiting but the copy, once sent, completes in the supervisor (all or
+//!   nothing, like every push).
 //! - Results are the SDK's, with the reference's keys added where ours lack
 //!   them: `workspace_sync{...}` on sync push, `execution_mode` on list and
 //!   read, `size_bytes` on write.
@@ -200,7 +200,7 @@ fn execution_mode() -> (&'static str, Value) {
 #[tool_router(router = file_tools, vis = "pub(crate)")]
 impl PyroMcp {
     /// Copy a host directory or .tar/.tar.gz/.tgz (inside the server's allowed roots) into a
-    /// started workspace, at dest (default /workspace). Not atomic: on failure, reset to recover.
+    /// started workspace, at dest (default /workspace). All or nothing: a push that fails changes nothing.
     /// Returns {workspace_id, mode, source_path, destination, entry_count, bytes_written,
     /// workspace_sync{...}}.
     #[tool]
