@@ -17,6 +17,8 @@
 //! - `progress`: progress notifications, cancellation, heartbeats.
 //! - `render`, `errors`: results and tool errors.
 //! - `http`: the streamable HTTP transport (stdio is rmcp's).
+//! - `tests` (tests only): the tools driven by an MCP client against a
+//!   scripted fake supervisor.
 //!
 //! # Mapping onto pyro's API
 //!
@@ -85,6 +87,8 @@ mod profiles;
 mod progress;
 mod render;
 mod server;
+#[cfg(test)]
+mod tests;
 mod tools;
 
 use std::net::SocketAddr;

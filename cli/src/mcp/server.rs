@@ -30,6 +30,9 @@ use super::profiles::Profile;
 struct Shared {
     profile: Profile,
     roots: AllowedRoots,
+    /// How to reach the supervisor; `None`: from the environment, at first
+    /// use.
+    connect: Option<ConnectOptions>,
     client: tokio::sync::OnceCell<Client>,
 }
 
@@ -54,11 +57,22 @@ token and stop when cancelled. Errors carry a stable code and a hint.";
 impl PyroMcp {
     /// A server for `profile` with host paths confined to `roots`.
     pub fn new(profile: Profile, roots: AllowedRoots) -> Self {
+        Self::with_connect(profile, roots, None)
+    }
+
+    /// A server that reaches the supervisor with `connect` (the tests' fake
+    /// supervisor) instead of the environment's options.
+    pub fn with_connect(
+        profile: Profile,
+        roots: AllowedRoots,
+        connect: Option<ConnectOptions>,
+    ) -> Self {
         Self {
             router: profile.router(),
             shared: Arc::new(Shared {
                 profile,
                 roots,
+                connect,
                 client: tokio::sync::OnceCell::new(),
             }),
         }
@@ -84,7 +98,10 @@ impl PyroMcp {
         self.shared
             .client
             .get_or_try_init(|| async {
-                let options = ConnectOptions::from_env()?;
+                let options = match &self.shared.connect {
+                    Some(options) => options.clone(),
+                    None => ConnectOptions::from_env()?,
+                };
                 Client::connect(options).await
             })
             .await

@@ -15,7 +15,9 @@
 //!   ...); `metadata` holds no host paths.
 //! - `vm_exec` runs one command and then deletes the VM, as the reference
 //!   does (also when the command fails or the call is cancelled; the answer
-//!   carries `cleanup{vm_id, deleted, reason: "post_exec_cleanup"}`).
+//!   carries `cleanup{vm_id, deleted, reason: "post_exec_cleanup"}`; when
+//!   the command failed and the delete did too, the error's `detail` says
+//!   so).
 //! - `vm_network_info` always reports networking off: guests have no
 //!   network in this version (`network: true` is refused by `vm_run` and
 //!   `vm_create`). `allow_host_compat` is accepted and ignored: nothing ever
@@ -302,7 +304,24 @@ impl PyroMcp {
         // Disarmed only now, so a call cancelled during the delete still
         // deletes the VM.
         guard.disarm();
-        let mut value = result?;
+        let mut value = match (result, &deleted) {
+            (Ok(value), _) => value,
+            (Err(err), Ok(_)) => return Err(err),
+            // The command's error comes first; the VM left behind must not
+            // go unmentioned.
+            (Err(ToolError(mut body)), Err(delete)) => {
+                let note = format!(
+                    "vm {} was not deleted: {}",
+                    info.workspace_id,
+                    delete.to_body().chain()
+                );
+                body.detail = Some(match body.detail.take() {
+                    Some(detail) => format!("{detail}\n{note}"),
+                    None => note,
+                });
+                return Err(ToolError(body));
+            }
+        };
         let mut cleanup = json!({
             "vm_id": info.workspace_id,
             "deleted": deleted.is_ok(),
