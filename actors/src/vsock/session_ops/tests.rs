@@ -304,7 +304,8 @@ async fn ten_mib_of_output_wrap_the_ring_and_a_late_attach_is_told_what_it_lost(
     )
     .await;
 
-    // A live attach sees every byte, or is told exactly what it missed.
+    // A live attach sees every byte: the shell waits for it (back-pressure)
+    // instead of wrapping the ring over what it has not read.
     let mut cursor = 0u64;
     let mut received = 0u64;
     let mut tail: Vec<u8> = Vec::new();
@@ -320,17 +321,20 @@ async fn ten_mib_of_output_wrap_the_ring_and_a_late_attach_is_told_what_it_lost(
                     tail.drain(..cut);
                 }
                 ShellEvent::Lost { offset, lost_bytes } => {
-                    assert_eq!(offset, cursor);
-                    cursor += lost_bytes;
+                    panic!("a live attach lost {lost_bytes} bytes at {offset}")
                 }
                 ShellEvent::Exited(exit) => panic!("the shell exited: {exit:?}"),
+            }
+            // A slow host, now and then.
+            if received % (1024 * 1024) < 64 * 1024 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     })
     .await
     .unwrap();
     assert!(cursor > TOTAL, "{cursor} bytes");
-    assert!(received > 0);
+    assert_eq!(received, cursor);
     drop(live);
 
     // A late attach from 0 gets the newest MiB, after a lost-bytes frame.
@@ -365,6 +369,96 @@ async fn ten_mib_of_output_wrap_the_ring_and_a_late_attach_is_told_what_it_lost(
     assert!(text.starts_with("xxxx"), "{:?}", &text[..20]);
     assert!(text.contains("big-2-done"));
     close(&guest, "big").await;
+}
+
+/// The oldest and the next output offsets the agent holds for shell `id`.
+async fn offsets(guest: &Guest, id: &str) -> (u64, u64) {
+    let shells = guest.connect().await.shell_list().await.unwrap();
+    let shell = shells.iter().find(|s| s.shell_id == id).unwrap();
+    (shell.start_offset, shell.end_offset)
+}
+
+#[tokio::test]
+async fn a_host_that_does_not_read_holds_the_shell_back_until_it_reads_or_hangs_up() {
+    const TOTAL: u64 = 3 * 1024 * 1024;
+    // The ring, plus what the connection's socket buffers take.
+    const HELD_AT_MOST: u64 = 2 * 1024 * 1024;
+    let guest = Guest::start();
+    let dir = tempfile::tempdir().unwrap();
+    open_shell(&guest, "held", dir.path()).await;
+    let mut term = Term::attach(&guest, "held", 0).await;
+    let at = term.until(0, PROMPT).await;
+    let burst = |n: u32| {
+        format!(
+            "head -c {TOTAL} /dev/zero | tr '\\0' y; echo; touch {}/burst-{n}; echo burst-$(({n}*2))-done\n",
+            dir.path().display()
+        )
+    };
+    let done = |n: u32| dir.path().join(format!("burst-{n}"));
+
+    // The attached host reads nothing for a while: the shell's output
+    // stops at what fits, and the burst cannot end.
+    write(&guest, "held", &burst(1)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !done(1).exists(),
+        "the burst ran past a host that reads nothing"
+    );
+    let (_, end) = offsets(&guest, "held").await;
+    assert!(end < HELD_AT_MOST, "{end}");
+    // When it reads, it gets every byte (a lost-bytes frame would fail
+    // the step) and the burst ends.
+    term.until(at, "burst-2-done").await;
+    assert!(term.cursor > TOTAL);
+    assert!(done(1).exists());
+
+    // Held back again; hanging up lets the shell run on.
+    write(&guest, "held", &burst(2)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !done(2).exists(),
+        "the burst ran past a host that reads nothing"
+    );
+    drop(term);
+    eventually(WAIT, "the second burst to finish", || done(2).exists()).await;
+    let (start, end) = offsets(&guest, "held").await;
+    assert!(end > 2 * TOTAL && start > TOTAL, "{start}..{end}");
+    close(&guest, "held").await;
+}
+
+#[tokio::test]
+async fn output_held_back_by_a_slow_host_arrives_before_the_exit() {
+    let guest = Guest::start();
+    let dir = tempfile::tempdir().unwrap();
+    open_shell(&guest, "slow-exit", dir.path()).await;
+    let mut term = Term::attach(&guest, "slow-exit", 0).await;
+    term.until(0, PROMPT).await;
+    write(
+        &guest,
+        "slow-exit",
+        "head -c 3145728 /dev/zero | tr '\\0' z; echo; echo tail-$((1+2)); exit 7\n",
+    )
+    .await;
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let mut steps = 0u32;
+        while term.exit.is_none() {
+            term.step().await;
+            steps += 1;
+            // Slower than the shell: most of its output waits in the agent
+            // when it exits.
+            if steps % 4 == 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(term.exit.map(|e| e.exit_code), Some(7));
+    assert!(term.cursor > 3 * 1024 * 1024);
+    assert!(
+        term.text.contains("tail-3"),
+        "the tail arrived before the exit"
+    );
 }
 
 #[tokio::test]
@@ -927,7 +1021,8 @@ async fn a_service_that_exits_before_ready_fails() {
     assert_eq!(summary.exit.map(|e| e.exit_code), Some(3));
     assert!(!summary.truncated);
 
-    // A name that is not running can be started again, with fresh logs.
+    // A name that is not running can be started again; the previous run's
+    // output stays, after a separator on stderr.
     let started = start(&guest, start_request("svc-early", dir.path(), "echo again")).await;
     assert_eq!(started.state, ServiceState::Running);
     guest
@@ -936,8 +1031,35 @@ async fn a_service_that_exits_before_ready_fails() {
         .service_watch("svc-early")
         .await
         .unwrap();
-    let (records, _) = all_logs(&guest, "svc-early", None).await;
+    let (records, summary) = all_logs(&guest, "svc-early", None).await;
+    let separator = "[pyro] service svc-early started again; the lines above are from its \
+                     previous run, which exited with code 3\n";
+    assert_eq!(text_of(&records), format!("bye\n{separator}again\n"));
+    assert_eq!(
+        records[1],
+        (OutputStream::Stderr, separator.as_bytes().to_vec())
+    );
+    assert!(!summary.truncated);
+    let info = status(&guest, "svc-early").await;
+    assert_eq!(
+        (info.stdout_bytes, info.stderr_bytes),
+        (6, 0),
+        "this run's own"
+    );
+    let (records, _) = all_logs(&guest, "svc-early", Some(1)).await;
     assert_eq!(text_of(&records), "again\n");
+
+    // Removing it deletes every run's logs.
+    remove(&guest, "svc-early").await;
+    start(&guest, start_request("svc-early", dir.path(), "echo third")).await;
+    guest
+        .connect()
+        .await
+        .service_watch("svc-early")
+        .await
+        .unwrap();
+    let (records, _) = all_logs(&guest, "svc-early", None).await;
+    assert_eq!(text_of(&records), "third\n");
     remove(&guest, "svc-early").await;
 }
 

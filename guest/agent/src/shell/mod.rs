@@ -3,23 +3,34 @@
 //! Each shell is `/bin/bash --noprofile --norc -i` (or `/bin/sh -i`) in a new
 //! session whose controlling terminal is a PTY. Per shell, threads:
 //!
-//! - a reader drains the PTY master into a 1 MiB [`ring::Ring`] as fast as
-//!   the shell writes, whoever is attached (so the shell never stalls on a
-//!   full terminal);
+//! - a reader drains the PTY master into a 1 MiB [`ring::Ring`];
 //! - a waiter reaps the shell (the agent is its parent) and records how it
 //!   ended once its output is drained;
 //! - every attach runs on its own connection thread with its own cursor
 //!   into the ring, plus a watcher that notices the host hanging up.
 //!
-//! # Slow hosts
+//! # Slow hosts: back-pressure
 //!
-//! Attaches never hold up the reader: there is no per-attach queue at all,
-//! each attach copies from the ring at its own pace. A host that falls
-//! more than the ring's size behind is sent [`Response::ShellOutputLost`]
-//! with the number of bytes it missed, and continues from the oldest byte
-//! still held, exactly what a reattach from its last offset would get. The
-//! host keeps the authoritative buffer; the ring only bridges gaps (a
-//! supervisor restart, a slow consumer).
+//! Cursors are byte offsets of the terminal's output, so output must not
+//! vanish between the terminal and an attached host. Each attach registers
+//! its cursor with the ring, and the reader only takes from the PTY what
+//! fits without overwriting bytes an attached host has not been sent yet.
+//! When a host falls behind by the whole ring, the reader stops reading
+//! the PTY: the kernel's terminal buffer fills and the shell's program
+//! blocks in `write`, exactly as under a terminal that is not being read.
+//! Input, signals, resizes and close still work meanwhile (they do not go
+//! through the output path).
+//!
+//! Two bounds keep that from stalling a shell forever: with no host
+//! attached the ring keeps the newest 1 MiB and the shell runs freely; and
+//! an attached host that takes nothing for [`STALL_LIMIT`] while output
+//! waits for it (one that stopped reading without hanging up) stops holding
+//! the shell back. A host that missed output that way, or that attaches
+//! from an offset the ring no longer holds (after a supervisor restart),
+//! is sent [`Response::ShellOutputLost`] with the offset and the number of
+//! bytes it missed, then continues from the oldest byte still held, so its
+//! offsets stay true. The host keeps the authoritative buffer; the ring
+//! bridges the way there.
 //!
 //! A shell is forgotten once its exit has been delivered to an attached
 //! host, or when it is closed; until then [`Request::ShellList`] shows it
@@ -50,17 +61,29 @@ use common::{
     check_cwd, check_env, check_name, describe_io, error, invalid, lock, on_host_gone, termination,
     wait, wait_for,
 };
-use ring::Ring;
+use ring::{ReaderId, Ring};
 
 /// Output kept per shell for reattaching hosts.
 const RING_BYTES: usize = 1024 * 1024;
+/// How long an attached host may take nothing while output waits for it
+/// before the shell stops waiting for it (see the module docs).
+const STALL_LIMIT: Duration = Duration::from_secs(30);
+/// The reader waits until at least this much fits in the ring, so it never
+/// trickles in tiny reads behind a slow host.
+const MIN_ROOM: usize = CHUNK_BYTES;
+/// While waiting for room, how often the reader looks again (a stalled
+/// host wakes nobody).
+const ROOM_RECHECK: Duration = Duration::from_secs(1);
+const _: () = assert!(RING_BYTES >= MIN_ROOM, "the reader could never find room");
 /// How long a closed shell gets to exit after `SIGHUP`, and again after
 /// `SIGKILL`.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// How long a write waits for a shell that does not read its input.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After the shell exits, how long to keep draining output still held by
-/// its background jobs before reporting the exit.
+/// its background jobs before reporting the exit: this long after the
+/// last output (or the last wait for a host to make room), and at most
+/// [`STALL_LIMIT`] in all.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
 /// The prompt of every shell, unless the request sets its own `PS1`.
 const PROMPT: &str = "pyro$ ";
@@ -83,12 +106,18 @@ struct Inner {
     cols: u16,
     rows: u16,
     reader_done: bool,
+    /// Whether the reader waits for an attached host to make room.
+    held_back: bool,
     exit: Option<Termination>,
 }
 
 impl Shell {
     fn info(&self) -> ShellInfo {
-        let inner = lock(&self.inner);
+        self.describe(&lock(&self.inner))
+    }
+
+    /// The shell as `inner` (its locked state) has it.
+    fn describe(&self, inner: &Inner) -> ShellInfo {
         ShellInfo {
             shell_id: self.id.clone(),
             pid: self.pid,
@@ -233,10 +262,11 @@ fn open(req: &ShellOpenRequest) -> Result<u32, GuestError> {
         pid,
         master: pty.master,
         inner: Mutex::new(Inner {
-            ring: Ring::new(RING_BYTES),
+            ring: Ring::new(RING_BYTES, STALL_LIMIT),
             cols: req.cols,
             rows: req.rows,
             reader_done: false,
+            held_back: false,
             exit: None,
         }),
         changed: Condvar::new(),
@@ -304,14 +334,17 @@ fn start_threads(shell: &Arc<Shell>, mut child: Child) -> io::Result<()> {
         .map(drop)
 }
 
-/// Drains the terminal into the ring until every process closed it.
+/// Drains the terminal into the ring until every process closed it,
+/// taking only what fits without overwriting output an attached host still
+/// needs (see the module docs).
 fn read_output(shell: &Shell) {
     let mut buf = vec![0u8; CHUNK_BYTES];
     loop {
-        match pty::read(&shell.master, &mut buf) {
+        let room = wait_for_room(shell);
+        match pty::read(&shell.master, &mut buf[..room.min(CHUNK_BYTES)]) {
             Ok(0) => break,
             Ok(n) => {
-                lock(&shell.inner).ring.push(&buf[..n]);
+                lock(&shell.inner).ring.push(&buf[..n], Instant::now());
                 shell.changed.notify_all();
             }
             Err(err) => {
@@ -327,6 +360,21 @@ fn read_output(shell: &Shell) {
     shell.changed.notify_all();
 }
 
+/// Waits until at least [`MIN_ROOM`] bytes fit in the ring; returns how
+/// many do.
+fn wait_for_room(shell: &Shell) -> usize {
+    let mut inner = lock(&shell.inner);
+    loop {
+        let room = inner.ring.room(Instant::now());
+        if room >= MIN_ROOM {
+            inner.held_back = false;
+            return room;
+        }
+        inner.held_back = true;
+        inner = wait_for(&shell.changed, inner, ROOM_RECHECK);
+    }
+}
+
 /// Reaps the shell, lets the reader catch up, then records the exit.
 fn reap(shell: &Shell, mut child: Child) {
     let exit = match child.wait() {
@@ -339,10 +387,19 @@ fn reap(shell: &Shell, mut child: Child) {
             }
         }
     };
-    let deadline = Instant::now() + DRAIN_GRACE;
+    // Output still on its way to a host counts as progress: the exit is
+    // reported after the output, not in the middle of it.
+    let exited = Instant::now();
+    let limit = exited + STALL_LIMIT;
+    let mut deadline = exited + DRAIN_GRACE;
     let mut inner = lock(&shell.inner);
+    let mut seen = inner.ring.end();
     while !inner.reader_done {
         let now = Instant::now();
+        if inner.held_back || inner.ring.end() != seen {
+            seen = inner.ring.end();
+            deadline = (now + DRAIN_GRACE).min(limit);
+        }
         if now >= deadline {
             break;
         }
@@ -359,18 +416,49 @@ enum Step {
     HostGone,
 }
 
+/// An attach's registration with the ring; dropping it (however the
+/// attach ends) stops it holding the reader back.
+struct Attached<'a> {
+    shell: &'a Shell,
+    reader: ReaderId,
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        lock(&self.shell.inner).ring.detach(self.reader);
+        self.shell.changed.notify_all();
+    }
+}
+
 fn attach<S: Channel>(conn: &mut Connection<S>, id: &str, from_offset: u64) -> io::Result<()> {
     let shell = match find(id) {
         Ok(shell) => shell,
         Err(error) => return conn.send(&Response::Error(error)),
     };
-    let info = shell.info();
-    if from_offset > info.end_offset {
-        return conn.send(&Response::Error(invalid(format!(
-            "offset {from_offset} is past the end ({}) of shell {id}'s output; attach from an offset it has sent",
-            info.end_offset
-        ))));
-    }
+    // Registered under the same lock the answer is described under, so
+    // nothing written in between is lost to this host.
+    let registered = {
+        let mut inner = lock(&shell.inner);
+        let info = shell.describe(&inner);
+        if from_offset > info.end_offset {
+            Err(info.end_offset)
+        } else {
+            let reader = inner.ring.attach(from_offset, Instant::now());
+            Ok((info, reader))
+        }
+    };
+    let (info, reader) = match registered {
+        Ok(registered) => registered,
+        Err(end_offset) => {
+            return conn.send(&Response::Error(invalid(format!(
+                "offset {from_offset} is past the end ({end_offset}) of shell {id}'s output; attach from an offset it has sent"
+            ))))
+        }
+    };
+    let attached = Attached {
+        shell: &shell,
+        reader,
+    };
     conn.send(&Response::ShellAttached(info))?;
 
     let gone = Arc::new(AtomicBool::new(false));
@@ -389,7 +477,6 @@ fn attach<S: Channel>(conn: &mut Connection<S>, id: &str, from_offset: u64) -> i
         )),
     }
 
-    let mut cursor = from_offset;
     loop {
         let step = {
             let mut inner = lock(&shell.inner);
@@ -397,8 +484,11 @@ fn attach<S: Channel>(conn: &mut Connection<S>, id: &str, from_offset: u64) -> i
                 if gone.load(Ordering::SeqCst) {
                     break Step::HostGone;
                 }
-                if cursor < inner.ring.end() {
-                    break Step::Output(inner.ring.read(cursor, CHUNK_BYTES));
+                if let Some(slice) = inner.ring.read_next(reader, CHUNK_BYTES, Instant::now()) {
+                    // What was copied out no longer needs the ring: room
+                    // for the reader.
+                    shell.changed.notify_all();
+                    break Step::Output(slice);
                 }
                 if let Some(exit) = inner.exit {
                     break Step::Exited(exit);
@@ -410,18 +500,20 @@ fn attach<S: Channel>(conn: &mut Connection<S>, id: &str, from_offset: u64) -> i
             Step::Output(slice) => {
                 if slice.lost > 0 {
                     conn.send(&Response::ShellOutputLost {
-                        offset: cursor,
+                        offset: slice.offset - slice.lost,
                         lost_bytes: slice.lost,
                     })?;
                 }
-                cursor = slice.offset + slice.data.len() as u64;
-                conn.send(&Response::ShellOutput {
-                    offset: slice.offset,
-                    data: slice.data,
-                })?;
+                if !slice.data.is_empty() {
+                    conn.send(&Response::ShellOutput {
+                        offset: slice.offset,
+                        data: slice.data,
+                    })?;
+                }
             }
             Step::Exited(exit) => {
                 conn.send(&Response::ShellExited(exit))?;
+                drop(attached);
                 forget(&shell);
                 return Ok(());
             }

@@ -4,7 +4,11 @@
 //! connection and receives output as the guest produces it (no polling per
 //! read), passes it through the workspace's streaming redactor, and keeps it
 //! in a bounded buffer ([`buffer::OutputBuffer`]) that reads address by
-//! absolute cursor. A read may wait, server-side, until output has settled
+//! absolute cursor. The guest holds the shell back rather than drop output
+//! this actor has not received yet; output it reports lost anyway (an
+//! attach from an offset it no longer holds, a host that stalled) is
+//! counted into the offsets as a gap, which readers crossing it see as
+//! `truncated` ([`buffer::ShellOutput`]). A read may wait, server-side, until output has settled
 //! (`wait_for_idle_ms`): it sleeps until a deadline that moves whenever
 //! output arrives, and never polls.
 
@@ -13,7 +17,7 @@ pub mod buffer;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use pyro_actors::secrets::redactor::{Redactor, StreamRedactor};
+use pyro_actors::secrets::redactor::Redactor;
 use pyro_actors::vm::VmActor;
 use pyro_actors::vsock::session_ops::ShellEvent;
 use pyro_actors::ActorError;
@@ -22,7 +26,7 @@ use pyro_sdk::api::session::{ShellInfo, ShellReadRequest, ShellReadResult, Shell
 use pyro_sdk::api::EXECUTION_MODE;
 use tokio::sync::watch;
 
-use self::buffer::{render_plain, OutputBuffer, SHELL_BUFFER_BYTES};
+use self::buffer::{render_plain, ShellOutput, SHELL_BUFFER_BYTES};
 use super::core::{now_ms, rfc3339};
 use super::vm;
 use crate::error::SupervisorError;
@@ -46,8 +50,7 @@ pub struct ShellActor {
     cols: u16,
     rows: u16,
     vm: Addr<VmActor>,
-    buffer: OutputBuffer,
-    redact: StreamRedactor,
+    output: ShellOutput,
     exit: Option<Termination>,
     started_at_ms: i64,
     ended_at_ms: Option<i64>,
@@ -76,8 +79,7 @@ impl ShellActor {
             cols,
             rows,
             vm,
-            buffer: OutputBuffer::new(SHELL_BUFFER_BYTES),
-            redact: redactor.stream(),
+            output: ShellOutput::new(SHELL_BUFFER_BYTES, redactor),
             exit: None,
             started_at_ms: now_ms(),
             ended_at_ms: None,
@@ -101,26 +103,25 @@ impl ShellActor {
             started_at: rfc3339(self.started_at_ms),
             ended_at: self.ended_at_ms.map(rfc3339),
             exit_code: self.exit.map(|exit| exit.exit_code),
-            output_end: self.buffer.end(),
+            output_end: self.output.buffer().end(),
             execution_mode: EXECUTION_MODE.to_owned(),
         }
     }
 
-    fn take_output(&mut self, clean: &[u8]) {
-        if clean.is_empty() {
-            return;
+    /// Wakes readers waiting for output to settle, when it `changed`.
+    fn output_changed(&mut self, changed: bool) {
+        if changed {
+            self.activity
+                .send_modify(|a| a.last_output = Instant::now());
         }
-        self.buffer.push(clean);
-        self.activity
-            .send_modify(|a| a.last_output = Instant::now());
     }
 
     fn mark_exited(&mut self, exit: Termination) {
         if self.exit.is_some() {
             return;
         }
-        let rest = self.redact.finish();
-        self.take_output(&rest);
+        let changed = self.output.finish();
+        self.output_changed(changed);
         self.exit = Some(exit);
         self.ended_at_ms = Some(now_ms());
         self.activity.send_modify(|a| a.exited = true);
@@ -128,7 +129,7 @@ impl ShellActor {
 
     fn read_now(&self, request: &ShellReadRequest) -> ShellReadResult {
         let max = usize::try_from(request.max_chars).unwrap_or(usize::MAX);
-        let window = self.buffer.read(request.cursor, max);
+        let window = self.output.buffer().read(request.cursor, max);
         let next_cursor = window.start + window.bytes.len() as u64;
         let output = if request.plain {
             render_plain(&window.bytes, self.cols)
@@ -225,12 +226,14 @@ impl Actor for ShellActor {
 impl StreamHandler<AttachItem> for ShellActor {
     fn handle(&mut self, item: AttachItem, _ctx: &mut Self::Context) {
         match item {
-            Ok(ShellEvent::Output { data, .. }) => {
-                let clean = self.redact.push(&data).into_owned();
-                self.take_output(&clean);
+            Ok(ShellEvent::Output { offset, data }) => {
+                let changed = self.output.output(offset, &data);
+                self.output_changed(changed);
             }
-            Ok(ShellEvent::Lost { lost_bytes, .. }) => {
-                tracing::warn!(shell_id = %self.shell_id, lost_bytes, "shell output was lost before it reached the supervisor");
+            Ok(ShellEvent::Lost { offset, lost_bytes }) => {
+                let gap = self.output.lost(offset, lost_bytes);
+                tracing::warn!(shell_id = %self.shell_id, offset, lost_bytes, gap, "shell output was lost before it reached the supervisor; readers crossing it are told truncated");
+                self.output_changed(gap > 0);
             }
             Ok(ShellEvent::Exited(exit)) => self.mark_exited(exit),
             Err(err) => {
