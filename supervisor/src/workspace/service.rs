@@ -9,7 +9,18 @@
 //!
 //! States: `starting` -> `running` -> `exited` (by itself), `stopped` (asked,
 //! or the workspace stopped), `failed` (exited before ready, or readiness
-//! timed out).
+//! timed out). An exit code is reported whenever the guest saw the process
+//! end, `failed` ones included.
+//!
+//! Logs survive a restart: the guest keeps the previous run's log (its
+//! last file, up to 4 MiB) ahead of the new run's, with a separator line on
+//! stderr, so a crash loop still shows why the last run died. Removing the
+//! service (workspace reset or delete) deletes them.
+//!
+//! `logs --follow` ends when the guest's log stream does (the process
+//! ended); its final status is sent once this actor has recorded how the
+//! run ended (a stop's answer or a watch's exit arrives a little after the
+//! log stream's end), waiting at most [`SETTLE_LIMIT`].
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +37,7 @@ use pyro_sdk::api::session::{
     ServiceStartRequest,
 };
 use pyro_sdk::api::{CommandSpec, OutputChunk, StreamName, EXECUTION_MODE};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::core::{now_ms, rfc3339};
 use super::{paths, vm};
@@ -40,6 +51,27 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A process that ran this long resets the backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
+/// How long a log follower waits for the end of the run to be recorded:
+/// a stop's grace, the guest's wait after `SIGKILL`, and a margin.
+const SETTLE_LIMIT: Duration = Duration::from_secs(15);
+
+/// Which run a service is on, and where that run is, for log followers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Progress {
+    /// Launches so far.
+    run: u64,
+    /// The state.
+    state: &'static str,
+}
+
+impl Progress {
+    /// Whether the run `followed`, seen `running` when a follower started,
+    /// has come to rest: it ended (any state but running), or another run
+    /// began.
+    fn settled(self, followed: u64) -> bool {
+        self.run != followed || self.state != "running"
+    }
+}
 
 /// Told to the workspace whenever a service's state changes.
 #[derive(Debug, Message)]
@@ -75,6 +107,7 @@ pub struct ServiceActor {
     launched_at: Option<Instant>,
     backoff: Duration,
     pending_restart: Option<SpawnHandle>,
+    progress: watch::Sender<Progress>,
 }
 
 /// Checks a start request and resolves its paths and readiness.
@@ -149,6 +182,10 @@ impl ServiceActor {
             launched_at: None,
             backoff: BACKOFF_MIN,
             pending_restart: None,
+            progress: watch::Sender::new(Progress {
+                run: 0,
+                state: "starting",
+            }),
         }
     }
 
@@ -174,6 +211,7 @@ impl ServiceActor {
 
     fn set_state(&mut self, state: &'static str) {
         self.state = state;
+        self.progress.send_modify(|p| p.state = state);
         let owner = self.owner.clone();
         let message = ServiceChanged {
             name: self.request.name.clone(),
@@ -215,6 +253,7 @@ impl ServiceActor {
         self.pending_restart = None;
         self.generation += 1;
         let generation = self.generation;
+        self.progress.send_modify(|p| p.run += 1);
         self.set_state("starting");
         self.pid = None;
         self.exit_code = None;
@@ -226,12 +265,26 @@ impl ServiceActor {
         let request = self.guest_request();
         let name = request.name.clone();
         let work = async move {
-            let conn = vm::open(&vm_addr).await?;
-            // A previous run's leftovers (exited, failed) are replaced.
-            let _ = vm::open(&vm_addr).await?.service_remove(&name).await;
-            conn.service_start(request)
+            // What a previous run left behind (background children) is
+            // stopped; the guest replaces its record and keeps its log.
+            let _ = vm::open(&vm_addr)
+                .await?
+                .service_stop(&name, STOP_GRACE)
+                .await;
+            let started = vm::open(&vm_addr)
+                .await?
+                .service_start(request)
                 .await
-                .map_err(SupervisorError::from)
+                .map_err(SupervisorError::from)?;
+            // A run that never became ready has ended: how, the guest knows.
+            let exit = match started.state {
+                ServiceState::Running | ServiceState::Starting => None,
+                _ => match vm::open(&vm_addr).await {
+                    Ok(conn) => conn.service_status(&name).await.ok().and_then(|i| i.exit),
+                    Err(_) => None,
+                },
+            };
+            Ok::<_, SupervisorError>((started, exit))
         };
         let _ = ctx;
         Box::pin(work.into_actor(self).map(move |result, act, ctx| {
@@ -239,7 +292,7 @@ impl ServiceActor {
                 return Ok(act.info());
             }
             match result {
-                Ok(started) => {
+                Ok((started, exit)) => {
                     act.pid = Some(started.pid);
                     match started.state {
                         ServiceState::Running | ServiceState::Starting => {
@@ -250,6 +303,7 @@ impl ServiceActor {
                         }
                         _ => {
                             act.stop_reason = started.stop_reason.map(reason_name);
+                            act.exit_code = exit.map(|e| e.exit_code);
                             act.ended_at_ms = Some(now_ms());
                             act.set_state("failed");
                             act.maybe_restart(ctx, true);
@@ -379,6 +433,12 @@ pub struct WorkspaceStarted(pub Addr<VmActor>);
 #[rtype(result = "()")]
 pub struct RemoveService;
 
+/// A new actor takes over the name: end this one without touching the
+/// guest (the newcomer's launch replaces the guest's record).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RetireService;
+
 /// Collected logs.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<ServiceLogs, SupervisorError>")]
@@ -496,6 +556,16 @@ impl Handler<RemoveService> for ServiceActor {
     }
 }
 
+impl Handler<RetireService> for ServiceActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: RetireService, ctx: &mut Self::Context) {
+        self.cancel_restart(ctx);
+        self.generation += 1;
+        ctx.stop();
+    }
+}
+
 /// Reads log records into per-stream and combined text, redacted.
 struct LogCollector {
     stdout: Vec<u8>,
@@ -590,6 +660,10 @@ impl Handler<FollowLogs> for ServiceActor {
         let redactor = self.redactor.clone();
         let tail = (!msg.request.all).then_some(msg.request.tail_lines);
         let sink = events.clone();
+        // The run being followed, when it is one this actor saw become
+        // ready: its end is worth waiting for.
+        let followed = (self.state == "running").then(|| self.progress.borrow().run);
+        let mut progress = self.progress.subscribe();
         let work = async move {
             let mut stream = vm::open(&vm_addr)
                 .await?
@@ -597,7 +671,7 @@ impl Handler<FollowLogs> for ServiceActor {
                 .await?;
             let mut out = redactor.stream();
             let mut err = redactor.stream();
-            loop {
+            let ended = loop {
                 let (which, clean) = match stream.next().await? {
                     GuestLogEvent::Record(OutputStream::Stdout, data) => {
                         (StreamName::Stdout, out.push(&data).into_owned())
@@ -605,7 +679,7 @@ impl Handler<FollowLogs> for ServiceActor {
                     GuestLogEvent::Record(OutputStream::Stderr, data) => {
                         (StreamName::Stderr, err.push(&data).into_owned())
                     }
-                    GuestLogEvent::Done(_) => break,
+                    GuestLogEvent::Done(summary) => break summary.exit.is_some(),
                 };
                 if !clean.is_empty()
                     && sink
@@ -615,7 +689,7 @@ impl Handler<FollowLogs> for ServiceActor {
                 {
                     return Ok(false);
                 }
-            }
+            };
             for (which, rest) in [
                 (StreamName::Stdout, out.finish()),
                 (StreamName::Stderr, err.finish()),
@@ -625,6 +699,12 @@ impl Handler<FollowLogs> for ServiceActor {
                         .send(ServiceLogEvent::Output(OutputChunk::new(which, &rest)))
                         .await;
                 }
+            }
+            // The process ended; the stop or watch that records how may
+            // still be on its way.
+            if let (true, Some(run)) = (ended, followed) {
+                let settled = progress.wait_for(|now| now.settled(run));
+                let _ = tokio::time::timeout(SETTLE_LIMIT, settled).await;
             }
             Ok::<bool, SupervisorError>(true)
         };
@@ -641,5 +721,22 @@ impl Handler<FollowLogs> for ServiceActor {
             }
             .into_actor(act)
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_followed_run_settles_when_it_ends_or_another_begins() {
+        let at = |run, state| Progress { run, state };
+        assert!(!at(3, "running").settled(3), "still running");
+        for state in ["stopped", "exited", "failed"] {
+            assert!(at(3, state).settled(3), "{state}");
+        }
+        // Restarted since: the followed run is over, whatever the new one does.
+        assert!(at(4, "starting").settled(3));
+        assert!(at(4, "running").settled(3));
     }
 }

@@ -273,7 +273,10 @@ impl Handler<StartServiceCall> for WorkspaceActor {
         };
         self.core.touch();
         if let Some(old) = self.services.remove(&name) {
-            old.do_send(super::service::RemoveService);
+            // Not a removal: the guest's record and logs belong to the name,
+            // and the new actor's launch takes them over (a removal racing
+            // that launch could stop the new process).
+            old.do_send(super::service::RetireService);
         }
         self.service_states.insert(name.clone(), "starting");
         let secrets = self.secrets.clone();

@@ -8,6 +8,11 @@
 //! `output.log.1` (replacing the one before) and a new one starts. Each
 //! file is a *generation*: readers find theirs through [`LogWriter::open`],
 //! which they call under the same lock the writer rotates under.
+//!
+//! A new run of a service rotates too: the previous run's last file (if it
+//! holds anything) becomes the older file, and the new file starts with a
+//! separator record, so the previous run's tail (why it crashed) is still
+//! there after a restart, and is rotated away like any older output.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, ErrorKind, Read, Write};
@@ -36,31 +41,47 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    /// Starts an empty log in `dir` (created 0700 when missing), rotating
-    /// past `limit` bytes.
-    pub fn create(dir: &Path, limit: u64) -> io::Result<Self> {
+    /// Starts the log of a new run in `dir` (created 0700 when missing),
+    /// rotating past `limit` bytes. What the previous run left (its last
+    /// non-empty file) is kept as the older generation, and then
+    /// `separator` starts the new file as a stderr record; with nothing
+    /// left, the log starts empty. The previous run's writer must not
+    /// append any more.
+    pub fn create(dir: &Path, limit: u64, separator: &[u8]) -> io::Result<Self> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        // Unlinked, not truncated: a writer of an older run that still
-        // holds the old files cannot touch the new ones.
-        for name in [PREVIOUS, CURRENT] {
-            match std::fs::remove_file(dir.join(name)) {
-                Err(err) if err.kind() != ErrorKind::NotFound => return Err(err),
-                _ => {}
-            }
+        let (current, previous) = (dir.join(CURRENT), dir.join(PREVIOUS));
+        // Renamed or unlinked, never truncated. The previous run's writer
+        // must write no more (the caller closes it first): it still holds
+        // the file that becomes the older generation.
+        if file_len(&current)?.is_some_and(|len| len > 0) {
+            std::fs::rename(&current, &previous)?;
+        } else {
+            remove_file(&current)?;
         }
-        let file = create_file(&dir.join(CURRENT))?;
-        Ok(Self {
+        let previous_len = match file_len(&previous)? {
+            Some(len) if len > 0 => Some(len),
+            _ => {
+                remove_file(&previous)?;
+                None
+            }
+        };
+        let file = create_file(&current)?;
+        let mut log = Self {
             dir: dir.to_owned(),
             file,
             limit: limit.max(HEADER_BYTES + 1),
-            generation: 0,
+            generation: u64::from(previous_len.is_some()),
             current_len: 0,
-            previous_len: None,
+            previous_len,
             discarded: false,
-        })
+        };
+        if previous_len.is_some() && !separator.is_empty() {
+            log.append(OutputStream::Stderr, separator)?;
+        }
+        Ok(log)
     }
 
     /// Appends one record, rotating first when it would not fit.
@@ -137,6 +158,23 @@ impl LogWriter {
             return Ok(None);
         };
         File::open(self.dir.join(name)).map(Some)
+    }
+}
+
+/// The length of the file at `path`, `None` when there is none.
+fn file_len(path: &Path) -> io::Result<Option<u64>> {
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(Some(meta.len())),
+        Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Removes the file at `path`, if there is one.
+fn remove_file(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
     }
 }
 
@@ -273,7 +311,7 @@ mod tests {
     #[test]
     fn records_keep_stream_and_order() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = LogWriter::create(dir.path(), ROTATE_BYTES).unwrap();
+        let mut log = LogWriter::create(dir.path(), ROTATE_BYTES, b"").unwrap();
         log.append(OutputStream::Stdout, b"out1\n").unwrap();
         log.append(OutputStream::Stderr, b"err1\n").unwrap();
         log.append(OutputStream::Stdout, b"out2\n").unwrap();
@@ -295,7 +333,7 @@ mod tests {
     #[test]
     fn rotation_keeps_one_older_file() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = LogWriter::create(dir.path(), 40).unwrap();
+        let mut log = LogWriter::create(dir.path(), 40, b"").unwrap();
         for i in 0..10u8 {
             log.append(OutputStream::Stdout, &[b'0' + i; 10]).unwrap();
         }
@@ -315,16 +353,61 @@ mod tests {
     }
 
     #[test]
-    fn a_new_log_starts_empty() {
+    fn a_first_log_starts_empty() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = LogWriter::create(dir.path(), 20).unwrap();
-        for _ in 0..3 {
-            log.append(OutputStream::Stdout, b"0123456789").unwrap();
-        }
-        let log = LogWriter::create(dir.path(), 20).unwrap();
-        assert_eq!(log.size(), 0);
+        let log = LogWriter::create(dir.path(), 20, b"sep\n").unwrap();
+        assert_eq!((log.size(), log.generation(), log.oldest()), (0, 0, 0));
         assert!(!dir.path().join(PREVIOUS).exists());
         assert!(records(log.open(0).unwrap().unwrap(), None).is_empty());
+    }
+
+    #[test]
+    fn a_new_run_keeps_the_previous_runs_last_file_after_a_separator() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = LogWriter::create(dir.path(), 40, b"").unwrap();
+        for i in 0..5u8 {
+            first.append(OutputStream::Stdout, &[b'a' + i; 10]).unwrap();
+        }
+        // 15-byte records, two per file: the first run ends in generation 2
+        // with one record ("eee..."), after "ccc...", "ddd..." in the older file.
+        assert_eq!(first.generation(), 2);
+
+        let mut second = LogWriter::create(dir.path(), 40, b"sep\n").unwrap();
+        assert_eq!((second.oldest(), second.generation()), (0, 1));
+        assert!(!second.discarded());
+        let previous = records(second.open(0).unwrap().unwrap(), None);
+        assert_eq!(previous, vec![(OutputStream::Stdout, vec![b'e'; 10])]);
+        second.append(OutputStream::Stdout, b"new\n").unwrap();
+        let current = records(second.open(1).unwrap().unwrap(), Some(second.current_len()));
+        assert_eq!(
+            current,
+            vec![
+                (OutputStream::Stderr, b"sep\n".to_vec()),
+                (OutputStream::Stdout, b"new\n".to_vec()),
+            ]
+        );
+        drop(first);
+
+        // The run after keeps only the second run's output.
+        let third = LogWriter::create(dir.path(), 40, b"sep\n").unwrap();
+        let previous = records(third.open(0).unwrap().unwrap(), None);
+        assert_eq!(previous[1], (OutputStream::Stdout, b"new\n".to_vec()));
+        // Rotating past the limit throws the previous run away like any
+        // older output, and says so.
+        let mut third = third;
+        for _ in 0..3 {
+            third.append(OutputStream::Stdout, &[b'x'; 10]).unwrap();
+        }
+        assert!(third.discarded());
+    }
+
+    #[test]
+    fn a_run_that_wrote_nothing_leaves_nothing_to_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        LogWriter::create(dir.path(), 40, b"").unwrap();
+        let log = LogWriter::create(dir.path(), 40, b"sep\n").unwrap();
+        assert_eq!((log.size(), log.generation()), (0, 0));
+        assert!(!dir.path().join(PREVIOUS).exists());
     }
 
     #[test]

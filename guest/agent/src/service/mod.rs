@@ -18,7 +18,10 @@
 //! at most two files of 4 MiB.
 //!
 //! A service stays known after it ends (for status, logs and watches)
-//! until it is removed or started again under the same name.
+//! until it is removed or started again under the same name. Starting it
+//! again keeps the previous run's last log file ahead of the new run's,
+//! after a `[pyro] service NAME started again; ...` line on stderr (see
+//! `log`); removing it deletes its logs.
 
 mod log;
 mod readiness;
@@ -276,6 +279,7 @@ fn start(req: &ServiceStartRequest) -> Result<ServiceStarted, GuestError> {
 
     let service = {
         let mut registry = lock(services());
+        let mut previous_exit = None;
         if let Some(old) = registry.get(name) {
             let mut old = lock(&old.inner);
             if old.exit.is_none() {
@@ -284,20 +288,23 @@ fn start(req: &ServiceStartRequest) -> Result<ServiceStarted, GuestError> {
                 )));
             }
             // Whatever the old run's leftovers still print goes nowhere:
-            // its log files are about to be replaced.
+            // its log is about to become the older file of the new one.
             old.log_closed = true;
+            previous_exit = old.exit;
         }
         let dir = log_root().join(name);
-        let log = LogWriter::create(&dir, log::ROTATE_BYTES).map_err(|err| {
-            error(
-                GuestErrorKind::Io,
-                format!(
-                    "cannot create the log of service {name} in {}: {}",
-                    dir.display(),
-                    describe_io(&err)
-                ),
-            )
-        })?;
+        let separator = run_separator(name, previous_exit);
+        let log =
+            LogWriter::create(&dir, log::ROTATE_BYTES, separator.as_bytes()).map_err(|err| {
+                error(
+                    GuestErrorKind::Io,
+                    format!(
+                        "cannot create the log of service {name} in {}: {}",
+                        dir.display(),
+                        describe_io(&err)
+                    ),
+                )
+            })?;
         command
             .current_dir(&req.cwd)
             .envs(req.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -350,6 +357,19 @@ fn start(req: &ServiceStartRequest) -> Result<ServiceStarted, GuestError> {
         service
     };
     Ok(wait_ready(&service, check.as_ref(), req))
+}
+
+/// The line between a previous run's log and a new run's.
+fn run_separator(name: &str, previous: Option<Termination>) -> String {
+    let ended = match previous {
+        Some(Termination {
+            signal: Some(signal),
+            ..
+        }) => format!("was killed by signal {signal}"),
+        Some(exit) => format!("exited with code {}", exit.exit_code),
+        None => "ended".to_owned(),
+    };
+    format!("[pyro] service {name} started again; the lines above are from its previous run, which {ended}\n")
 }
 
 fn start_threads(
