@@ -175,7 +175,9 @@ async fn time_floor(vmm: Arc<dyn Vmm>, spec: VmSpec) -> anyhow::Result<Duration>
 
 async fn time_ready(vmm: Arc<dyn Vmm>, spec: VmSpec) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let booted = boot(vmm, spec, Duration::from_secs(120)).await?;
+    // Never cancelled: the sender lives until the boot has answered.
+    let (_cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    let booted = boot(vmm, spec, Duration::from_secs(120), cancel_rx).await?;
     let took = started.elapsed();
     tear_down(&booted.launched, booted.exit_rx.clone()).await;
     Ok(took)

@@ -118,6 +118,25 @@ pub enum SupervisorError {
         /// The state it needs.
         needs: &'static str,
     },
+    /// The workspace's start (or reset, or recovery) that an operation
+    /// waited for failed.
+    #[error("workspace {workspace_id} could not start: {}", body.chain())]
+    StartFailed {
+        /// The workspace.
+        workspace_id: String,
+        /// The start's error (boxed: it is large and this is rare).
+        body: Box<ErrorBody>,
+    },
+    /// A lifecycle operation an operation waited for did not end in time.
+    #[error("workspace {workspace_id} is still {state} after {seconds}s")]
+    StillBusy {
+        /// The workspace.
+        workspace_id: String,
+        /// Its state.
+        state: &'static str,
+        /// How long we waited.
+        seconds: u64,
+    },
     /// The snapshot does not exist.
     #[error("snapshot '{name}' does not exist in workspace {workspace_id}")]
     UnknownSnapshot {
@@ -231,6 +250,8 @@ impl SupervisorError {
             Self::WorkspaceState { .. }
             | Self::SnapshotExists { .. }
             | Self::OutputExists { .. } => ErrorCode::Conflict,
+            Self::StartFailed { body, .. } => body.code,
+            Self::StillBusy { .. } => ErrorCode::Conflict,
             Self::UnknownSnapshot { .. } => ErrorCode::NotFound,
             Self::BaselineReserved | Self::Path(_) => ErrorCode::InvalidArgument,
             Self::Store(_) => ErrorCode::Internal,
@@ -256,6 +277,15 @@ impl SupervisorError {
             Self::Environment(err) => environment_hint(err),
             Self::EnvironmentUnavailable { body } => body.hint.clone(),
             Self::UnknownWorkspace { .. } => Some("list workspaces with `pyro workspace list`".to_owned()),
+            Self::WorkspaceState { workspace_id, state, .. } if is_transitional(state) => {
+                Some(format!(
+                    "it is {state}; wait for that to finish (see `pyro workspace status {workspace_id}`) and try again"
+                ))
+            }
+            Self::StillBusy { workspace_id, .. } => Some(format!(
+                "see `pyro workspace status {workspace_id}` and the supervisor log"
+            )),
+            Self::StartFailed { body, .. } => body.hint.clone(),
             Self::WorkspaceState { workspace_id, needs, .. } if *needs == "started" => {
                 Some(format!("start it with `pyro workspace start {workspace_id}`"))
             }
@@ -279,8 +309,19 @@ impl SupervisorError {
                 .console()
                 .map(|console| format!("last guest console lines:\n{console}"));
         }
+        if let Self::StartFailed { body: cause, .. } = self {
+            body.detail.clone_from(&cause.detail);
+        }
         body
     }
+}
+
+/// Whether a workspace state is on the way to another (it settles by itself).
+fn is_transitional(state: &str) -> bool {
+    matches!(
+        state,
+        "creating" | "starting" | "stopping" | "resetting" | "deleting"
+    )
 }
 
 fn archive_code(err: &pyro_actors::archive::ArchiveError) -> ErrorCode {

@@ -9,6 +9,11 @@
 //!
 //! On any failure the processes are killed and cleaned up before the error
 //! is returned, with the guest console's last lines attached.
+//!
+//! A boot can be cancelled (the owner is stopping the VM, say because the
+//! supervisor shuts down): the cancel signal is checked before the launch
+//! and raced against every wait after it, and a cancelled boot tears its
+//! processes down like a failed one before it answers.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
@@ -44,9 +49,32 @@ pub struct Booted {
     pub agent_version: String,
 }
 
-/// Boots `spec` with `vmm`, giving up after `timeout`.
-pub async fn boot(vmm: Arc<dyn Vmm>, spec: VmSpec, timeout: Duration) -> Result<Booted> {
+/// Resolves once `cancel` turns `true`; never, if it cannot any more.
+pub async fn cancelled(mut cancel: watch::Receiver<bool>) {
+    if cancel.wait_for(|cancelled| *cancelled).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The error a cancelled boot answers with ("vm X is shutting down").
+pub fn cancelled_error(vm_id: &str) -> ActorError {
+    ActorError::ActorGone {
+        what: format!("vm {vm_id}"),
+    }
+}
+
+/// Boots `spec` with `vmm`, giving up after `timeout` or once `cancel`
+/// turns `true`.
+pub async fn boot(
+    vmm: Arc<dyn Vmm>,
+    spec: VmSpec,
+    timeout: Duration,
+    cancel: watch::Receiver<bool>,
+) -> Result<Booted> {
     let started = Instant::now();
+    if *cancel.borrow() {
+        return Err(cancelled_error(&spec.vm_id));
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -70,7 +98,11 @@ pub async fn boot(vmm: Arc<dyn Vmm>, spec: VmSpec, timeout: Duration) -> Result<
         let _ = exit_tx.send(Some(exit));
     });
 
-    match await_ready(&spec, &launched, &ready, exit_rx.clone(), timeout).await {
+    let waited = tokio::select! {
+        ready = await_ready(&spec, &launched, &ready, exit_rx.clone(), timeout) => ready,
+        () = cancelled(cancel) => Err(cancelled_error(&spec.vm_id)),
+    };
+    match waited {
         Ok(agent_version) => Ok(Booted {
             launched,
             exit_rx,
@@ -125,9 +157,17 @@ async fn await_ready(
 }
 
 /// Takes over a VM a previous supervisor launched: reopens its processes,
-/// listens on its ready socket again, and checks the agent answers.
-pub async fn adopt(vmm: Arc<dyn Vmm>, spec: VmSpec) -> Result<Booted> {
+/// listens on its ready socket again, and checks the agent answers (unless
+/// `cancel` turns `true` first).
+pub async fn adopt(
+    vmm: Arc<dyn Vmm>,
+    spec: VmSpec,
+    cancel: watch::Receiver<bool>,
+) -> Result<Booted> {
     let started = Instant::now();
+    if *cancel.borrow() {
+        return Err(cancelled_error(&spec.vm_id));
+    }
     let adopt_spec = spec.clone();
     let launched: Arc<dyn LaunchedVm> = tokio::task::spawn_blocking(move || vmm.adopt(&adopt_spec))
         .await
@@ -148,8 +188,11 @@ pub async fn adopt(vmm: Arc<dyn Vmm>, spec: VmSpec) -> Result<Booted> {
         let agent_version = conn.agent_version().to_owned();
         conn.ping().await?;
         Ok::<_, ActorError>((ready, agent_version))
-    }
-    .await;
+    };
+    let checked = tokio::select! {
+        checked = checked => checked,
+        () = cancelled(cancel) => Err(cancelled_error(&spec.vm_id)),
+    };
     match checked {
         Ok((ready, agent_version)) => Ok(Booted {
             launched,

@@ -6,8 +6,8 @@
 //!                            '--boot_failed--> Failed    '--process_exited (unexpected)--> Stopped
 //! ```
 //!
-//! A stop asked for while booting is remembered and carried out as soon as
-//! the boot settles, either way.
+//! A stop asked for while booting is remembered (the actor cancels the boot)
+//! and carried out as soon as the boot settles, either way.
 
 use serde::Serialize;
 

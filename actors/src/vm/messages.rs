@@ -32,7 +32,8 @@ pub struct VmReady {
 pub struct OpenGuest;
 
 /// Power the VM off (killing it if it does not go), clean up, and end the
-/// actor.
+/// actor. A boot under way is cancelled first. Answers once the VM's
+/// processes are gone (another stop under way is waited for).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<()>")]
 pub struct StopVm;

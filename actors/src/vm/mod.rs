@@ -8,6 +8,11 @@
 //! reported to its owner as a [`VmEvent`] and the actor stays, in state
 //! `stopped`, until the owner sends [`StopVm`].
 //!
+//! [`StopVm`] answers only once the VM's processes are gone, whatever the
+//! state: during a boot it cancels the boot (which tears the processes
+//! down) and then finishes the stop; while another stop runs it waits for
+//! that one. So an owner that has its answer knows nothing is left running.
+//!
 //! # Layout
 //!
 //! - [`backend`]: the `Vmm` trait and the VM spec.
@@ -60,6 +65,20 @@ pub struct VmActor {
     boot_timeout: Duration,
     owner: Option<Recipient<VmEvent>>,
     running: Option<RunningVm>,
+    /// The boot under way (or done), so a stop can cancel and await it.
+    boot: Option<BootControl>,
+    /// Becomes `true` when a stop has finished (processes gone); every
+    /// [`StopVm`] answers then.
+    stop_done: watch::Sender<bool>,
+}
+
+/// Handles on a boot for stops that arrive while it runs.
+#[derive(Debug)]
+struct BootControl {
+    /// Set to cancel the boot.
+    cancel: watch::Sender<bool>,
+    /// Becomes `true` once the boot has succeeded or failed.
+    settled: watch::Sender<bool>,
 }
 
 #[derive(Debug)]
@@ -82,6 +101,92 @@ impl VmActor {
             boot_timeout,
             owner: None,
             running: None,
+            boot: None,
+            stop_done: watch::channel(false).0,
+        }
+    }
+
+    /// Records the start of a boot and returns its cancel signal.
+    fn begin_boot_control(&mut self) -> watch::Receiver<bool> {
+        let (cancel, cancel_rx) = watch::channel(false);
+        self.boot = Some(BootControl {
+            cancel,
+            settled: watch::channel(false).0,
+        });
+        cancel_rx
+    }
+
+    /// Wakes the stops waiting for the boot to settle.
+    fn boot_settled(&self) {
+        if let Some(boot) = &self.boot {
+            boot.settled.send_replace(true);
+        }
+    }
+
+    /// Drives a stop to its end: `stop_done` turns `true` and the actor ends
+    /// once the VM's processes are gone. Safe to call again while a stop
+    /// runs.
+    fn drive_stop(&mut self, ctx: &mut Context<Self>) {
+        match self.core.begin_stop() {
+            StopPlan::Deferred => {
+                // Cancel the boot, wait until it has settled (a cancelled
+                // boot tears its processes down), then stop what is left.
+                let settled = self.boot.as_ref().map(|boot| {
+                    boot.cancel.send_replace(true);
+                    boot.settled.subscribe()
+                });
+                ctx.spawn(
+                    async move {
+                        if let Some(mut settled) = settled {
+                            let _ = settled.wait_for(|settled| *settled).await;
+                        }
+                    }
+                    .into_actor(self)
+                    .map(|(), act, ctx| act.drive_stop(ctx)),
+                );
+            }
+            StopPlan::InProgress => {}
+            StopPlan::AlreadyStopped => {
+                let finished = self.teardown_finished();
+                ctx.spawn(finished.into_actor(self).map(finish_stop));
+            }
+            StopPlan::PowerOff => {
+                let Some(running) = self.running.as_ref() else {
+                    let finished = self.teardown_finished();
+                    ctx.spawn(finished.into_actor(self).map(finish_stop));
+                    return;
+                };
+                let socket = self.spec.vsock_socket();
+                let mut exit_rx = running.exit_rx.clone();
+                let vm_id = self.spec.vm_id.clone();
+                let stop = async move {
+                    let powered_off = async {
+                        GuestConnection::connect(&socket).await?.power_off().await?;
+                        exit_rx
+                            .wait_for(Option::is_some)
+                            .await
+                            .map(|_| ())
+                            .map_err(|_| ActorError::ActorGone {
+                                what: format!("the exit watcher of vm {vm_id}"),
+                            })
+                    };
+                    match tokio::time::timeout(POWER_OFF_GRACE, powered_off).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(err)) => {
+                            tracing::debug!(%vm_id, error = %err, "graceful power-off failed; killing");
+                        }
+                        Err(_) => tracing::debug!(%vm_id, "power-off timed out; killing"),
+                    }
+                };
+                let stop = stop
+                    .into_actor(self)
+                    .then(|(), act: &mut VmActor, _ctx| {
+                        act.core.stop_finished();
+                        act.teardown_finished().into_actor(act)
+                    })
+                    .map(finish_stop);
+                ctx.spawn(stop);
+            }
         }
     }
 
@@ -232,14 +337,24 @@ impl Handler<StartVm> for VmActor {
         if let Err(err) = self.core.begin_boot() {
             return Box::pin(actix::fut::ready(Err(err)));
         }
-        let boot = boot::boot(Arc::clone(&self.vmm), self.spec.clone(), self.boot_timeout);
-        Box::pin(boot.into_actor(self).map(|result, act, ctx| match result {
-            Ok(booted) => Ok(act.on_booted(booted, ctx)),
-            Err(err) => {
-                tracing::warn!(vm_id = %act.spec.vm_id, error = %err, "vm boot failed");
-                act.core.boot_failed(err.console().map(str::to_owned));
-                Err(err)
-            }
+        let cancel = self.begin_boot_control();
+        let boot = boot::boot(
+            Arc::clone(&self.vmm),
+            self.spec.clone(),
+            self.boot_timeout,
+            cancel,
+        );
+        Box::pin(boot.into_actor(self).map(|result, act, ctx| {
+            let result = match result {
+                Ok(booted) => Ok(act.on_booted(booted, ctx)),
+                Err(err) => {
+                    tracing::warn!(vm_id = %act.spec.vm_id, error = %err, "vm boot failed");
+                    act.core.boot_failed(err.console().map(str::to_owned));
+                    Err(err)
+                }
+            };
+            act.boot_settled();
+            result
         }))
     }
 }
@@ -251,13 +366,18 @@ impl Handler<AdoptVm> for VmActor {
         if let Err(err) = self.core.begin_boot() {
             return Box::pin(actix::fut::ready(Err(err)));
         }
-        let adopt = boot::adopt(Arc::clone(&self.vmm), self.spec.clone());
-        Box::pin(adopt.into_actor(self).map(|result, act, ctx| match result {
-            Ok(booted) => Ok(act.on_booted(booted, ctx)),
-            Err(err) => {
-                act.core.boot_failed(None);
-                Err(err)
-            }
+        let cancel = self.begin_boot_control();
+        let adopt = boot::adopt(Arc::clone(&self.vmm), self.spec.clone(), cancel);
+        Box::pin(adopt.into_actor(self).map(|result, act, ctx| {
+            let result = match result {
+                Ok(booted) => Ok(act.on_booted(booted, ctx)),
+                Err(err) => {
+                    act.core.boot_failed(None);
+                    Err(err)
+                }
+            };
+            act.boot_settled();
+            result
         }))
     }
 }
@@ -289,63 +409,25 @@ impl Handler<OpenGuest> for VmActor {
 }
 
 impl Handler<StopVm> for VmActor {
-    type Result = ResponseActFuture<Self, Result<()>>;
+    type Result = ResponseFuture<Result<()>>;
 
-    fn handle(&mut self, _msg: StopVm, _ctx: &mut Self::Context) -> Self::Result {
-        match self.core.begin_stop() {
-            StopPlan::Deferred | StopPlan::InProgress => Box::pin(actix::fut::ready(Ok(()))),
-            StopPlan::AlreadyStopped => {
-                let finished = self.teardown_finished();
-                stop_when(finished.into_actor(self))
-            }
-            StopPlan::PowerOff => {
-                let Some(running) = self.running.as_ref() else {
-                    let finished = self.teardown_finished();
-                    return stop_when(finished.into_actor(self));
-                };
-                let socket = self.spec.vsock_socket();
-                let mut exit_rx = running.exit_rx.clone();
-                let vm_id = self.spec.vm_id.clone();
-                let stop = async move {
-                    let powered_off = async {
-                        GuestConnection::connect(&socket).await?.power_off().await?;
-                        exit_rx
-                            .wait_for(Option::is_some)
-                            .await
-                            .map(|_| ())
-                            .map_err(|_| ActorError::ActorGone {
-                                what: format!("the exit watcher of vm {vm_id}"),
-                            })
-                    };
-                    match tokio::time::timeout(POWER_OFF_GRACE, powered_off).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(err)) => {
-                            tracing::debug!(%vm_id, error = %err, "graceful power-off failed; killing");
-                        }
-                        Err(_) => tracing::debug!(%vm_id, "power-off timed out; killing"),
-                    }
-                };
-                let stop = stop.into_actor(self).then(|(), act: &mut VmActor, _ctx| {
-                    act.core.stop_finished();
-                    act.teardown_finished().into_actor(act)
-                });
-                stop_when(stop)
-            }
-        }
+    fn handle(&mut self, _msg: StopVm, ctx: &mut Self::Context) -> Self::Result {
+        self.drive_stop(ctx);
+        // Not an actor future: the answer must survive the actor's end.
+        let mut done = self.stop_done.subscribe();
+        Box::pin(async move {
+            // A dropped sender means the actor is gone; its `stopped` hook
+            // has killed what it ran.
+            let _ = done.wait_for(|done| *done).await;
+            Ok(())
+        })
     }
 }
 
-/// Once `work` is done, answers `Ok` and ends the actor (stopping first
-/// would drop the reply).
-fn stop_when(
-    work: impl ActorFuture<VmActor, Output = ()> + 'static,
-) -> ResponseActFuture<VmActor, Result<()>> {
-    Box::pin(
-        work.map(|(), _act: &mut VmActor, ctx: &mut Context<VmActor>| {
-            ctx.stop();
-            Ok(())
-        }),
-    )
+/// The end of a stop: wakes every stop request and ends the actor.
+fn finish_stop(_: (), act: &mut VmActor, ctx: &mut Context<VmActor>) {
+    act.stop_done.send_replace(true);
+    ctx.stop();
 }
 
 impl Handler<AwaitExit> for VmActor {

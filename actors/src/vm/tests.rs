@@ -183,20 +183,70 @@ async fn a_crash_while_running_tells_the_owner_and_refuses_new_work() {
 }
 
 #[actix_rt::test]
-async fn a_stop_during_boot_is_carried_out_after_the_boot() {
+async fn a_stop_during_boot_cancels_it_and_answers_once_nothing_runs() {
     let dir = tempfile::tempdir().unwrap();
     let vmm = FakeVmm::new(FakeBoot::Ready);
     let vm = start(&vmm, &dir, Duration::from_secs(5));
     let booting = vm.send(StartVm);
     let stop = vm.send(StopVm);
     let (booted, stopped) = tokio::join!(booting, stop);
-    booted.unwrap().unwrap();
     stopped.unwrap().unwrap();
-    for _ in 0..100 {
-        if vmm.live_vms() == 0 {
+    // The boot either lost the race (cancelled) or won it (then stopped);
+    // either way nothing runs once the stop has answered.
+    if let Err(err) = booted.unwrap() {
+        assert!(matches!(err, ActorError::ActorGone { .. }), "{err}");
+    }
+    assert_eq!(
+        vmm.live_vms(),
+        0,
+        "the stop answered before the VM was gone"
+    );
+}
+
+#[actix_rt::test]
+async fn a_stop_cancels_a_hanging_boot_without_waiting_for_the_boot_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let vmm = FakeVmm::new(FakeBoot::Silent);
+    let vm = start(&vmm, &dir, Duration::from_secs(600));
+    let booting = vm.send(StartVm);
+    // Let the launch happen, so there is a process to tear down.
+    for _ in 0..200 {
+        if vmm.launches() == 1 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(vmm.live_vms(), 0);
+    assert_eq!(vmm.launches(), 1);
+    assert_eq!(vmm.live_vms(), 1);
+    let stopped = tokio::time::timeout(Duration::from_secs(10), vm.send(StopVm))
+        .await
+        .expect("the stop waited for the boot timeout");
+    stopped.unwrap().unwrap();
+    assert_eq!(vmm.live_vms(), 0, "the cancelled boot's VM still runs");
+    let err = booting.await.unwrap().unwrap_err();
+    assert_eq!(err.to_string(), "vm 0123456789ab is shutting down");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!vm.connected(), "the actor ends after the stop");
+}
+
+#[actix_rt::test]
+async fn concurrent_stops_all_answer_after_the_vm_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let vmm = FakeVmm::new(FakeBoot::Ready);
+    let vm = start(&vmm, &dir, Duration::from_secs(5));
+    vm.send(StartVm).await.unwrap().unwrap();
+    let (first, second) = tokio::join!(
+        async {
+            let answer = vm.send(StopVm).await;
+            (answer, vmm.live_vms())
+        },
+        async {
+            let answer = vm.send(StopVm).await;
+            (answer, vmm.live_vms())
+        }
+    );
+    for (answer, live) in [first, second] {
+        answer.unwrap().unwrap();
+        assert_eq!(live, 0, "a stop answered while the VM still ran");
+    }
 }

@@ -1,16 +1,23 @@
 //! `pyro supervisor run|status|stop`.
+//!
+//! `stop` returns once the supervisor process has exited, having stopped
+//! every VM and removed its socket and pid file, so the next command starts
+//! a fresh supervisor instead of racing the old one. While that takes long
+//! it says so on stderr; if the supervisor does not exit within
+//! [`STOP_WAIT`] it fails, naming the process and its log.
 
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Subcommand;
 use pyro_sdk::{Client, PyroPaths};
 
-use crate::output::{out, print_json, CliError, Outcome};
+use crate::output::{err, out, print_json, CliError, Outcome};
 
-/// How long `stop` waits for the supervisor to go.
-const STOP_WAIT: Duration = Duration::from_secs(30);
+/// How long `stop` waits for the supervisor to exit. Its own shutdown is
+/// bounded (about 30 s when a VM will not power off), so this is a margin.
+const STOP_WAIT: Duration = Duration::from_secs(60);
 
 /// Supervisor subcommands.
 #[derive(Debug, Subcommand)]
@@ -65,21 +72,29 @@ pub async fn run(command: SupervisorCommand) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         SupervisorCommand::Stop { json } => {
+            let waiting = |pid: u32, waited: Duration| {
+                err(&format!(
+                    "[supervisor] waiting for pid {pid} to stop its VMs and exit ({}s)",
+                    waited.as_secs()
+                ));
+            };
             let stopped = match Client::existing(&paths).await {
-                Some(client) => {
-                    client.shutdown().await?;
-                    let deadline = Instant::now() + STOP_WAIT;
-                    while Client::existing(&paths).await.is_some() && Instant::now() < deadline {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    true
-                }
-                None => false,
+                Some(client) => Some(client.stop_supervisor(STOP_WAIT, waiting).await?),
+                // One may be shutting down already (its socket is gone first).
+                None => Client::await_stopping_supervisor(&paths, STOP_WAIT, waiting).await?,
             };
             if json {
-                print_json(&serde_json::json!({"stopped": stopped}));
-            } else if stopped {
-                out("Supervisor stopped.");
+                print_json(&serde_json::json!({
+                    "stopped": stopped.is_some(),
+                    "pid": stopped.map(|s| s.pid),
+                    "waited_ms": stopped.map(|s| u64::try_from(s.waited.as_millis()).unwrap_or(u64::MAX)),
+                }));
+            } else if let Some(stopped) = stopped {
+                out(&format!(
+                    "Supervisor stopped (pid {}, {:.1}s).",
+                    stopped.pid,
+                    stopped.waited.as_secs_f64()
+                ));
             } else {
                 out("Supervisor was not running.");
             }

@@ -4,7 +4,14 @@
 //! new session (so a Ctrl-C in the terminal does not reach it), with its
 //! stderr in a startup log, and waits until the socket answers. Two clients
 //! racing to start it are harmless: the supervisor takes an exclusive lock
-//! and a second instance exits at once.
+//! and a second instance exits at once (successfully), leaving the winner
+//! to answer.
+//!
+//! A supervisor that is shutting down has removed its socket but still
+//! holds the lock while it stops its VMs. A new one started then waits for
+//! it to exit (see the supervisor's pid file, [`crate::SupervisorPidFile`]),
+//! and if ours exits anyway because it looked too early, it is started
+//! again once the old one is gone.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -13,9 +20,16 @@ use std::time::{Duration, Instant};
 
 use crate::error::SdkError;
 use crate::paths::PyroPaths;
+use crate::pidfile::{SupervisorPhase, SupervisorPidFile};
 
 /// How long a freshly started supervisor has to answer.
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much longer we wait while a previous supervisor is still stopping.
+pub(crate) const PREDECESSOR_WAIT: Duration = Duration::from_secs(60);
+
+/// How often we start a supervisor that found another one holding the lock.
+const START_ATTEMPTS: u32 = 5;
 
 /// Finds the supervisor binary: `explicit`, `$PYRO_SUPERVISOR_BIN`, next to
 /// the current executable, then on `PATH`.
@@ -68,7 +82,98 @@ pub(crate) async fn start(paths: &PyroPaths, binary: &Path) -> Result<(), SdkErr
         source,
     })?;
     let startup_log = log_dir.join("supervisor-startup.log");
-    let stderr = std::fs::File::create(&startup_log).map_err(|source| SdkError::Spawn {
+    let mut deadline = Deadline::new();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut child = spawn(paths, binary, &startup_log)?;
+        let status = match wait_for_child(paths, &mut child, &mut deadline).await {
+            ChildOutcome::Answered => return Ok(()),
+            ChildOutcome::Exited(status) => status,
+            ChildOutcome::TimedOut => return Err(silent(paths, &deadline)),
+        };
+        if !status.success() {
+            return Err(SdkError::StartFailed {
+                reason: format!("it exited with {status}: {}", tail(&startup_log)),
+                log: startup_log,
+            });
+        }
+        // It found another supervisor holding the lock: a client that won
+        // the race (its supervisor answers soon), or one shutting down.
+        match wait_for_holder(paths, &mut deadline).await {
+            HolderOutcome::Answered => return Ok(()),
+            HolderOutcome::Gone if attempt < START_ATTEMPTS => {
+                tracing::debug!(
+                    attempt,
+                    "the supervisor holding the state is going away; starting one again"
+                );
+            }
+            HolderOutcome::Gone => {
+                return Err(SdkError::StartFailed {
+                    reason: format!(
+                        "it found another supervisor holding the state {attempt} times: {}",
+                        tail(&startup_log)
+                    ),
+                    log: startup_log,
+                })
+            }
+            HolderOutcome::TimedOut => return Err(silent(paths, &deadline)),
+        }
+    }
+}
+
+/// The start deadline: [`START_TIMEOUT`], stretched (up to
+/// [`PREDECESSOR_WAIT`] more) while a previous supervisor is stopping.
+#[derive(Debug)]
+struct Deadline {
+    started: Instant,
+    at: Instant,
+    latest: Instant,
+}
+
+impl Deadline {
+    fn new() -> Self {
+        let started = Instant::now();
+        Self {
+            started,
+            at: started + START_TIMEOUT,
+            latest: started + START_TIMEOUT + PREDECESSOR_WAIT,
+        }
+    }
+
+    fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    /// A previous supervisor is stopping: the new one gets its full start
+    /// time once that one is gone.
+    fn predecessor_stopping(&mut self) {
+        self.at = self.at.max(Instant::now() + START_TIMEOUT).min(self.latest);
+    }
+
+    fn seconds(&self) -> u64 {
+        self.at.saturating_duration_since(self.started).as_secs()
+    }
+}
+
+enum ChildOutcome {
+    Answered,
+    Exited(std::process::ExitStatus),
+    TimedOut,
+}
+
+enum HolderOutcome {
+    Answered,
+    Gone,
+    TimedOut,
+}
+
+fn spawn(
+    paths: &PyroPaths,
+    binary: &Path,
+    startup_log: &Path,
+) -> Result<std::process::Child, SdkError> {
+    let stderr = std::fs::File::create(startup_log).map_err(|source| SdkError::Spawn {
         binary: binary.to_owned(),
         source,
     })?;
@@ -88,50 +193,78 @@ pub(crate) async fn start(paths: &PyroPaths, binary: &Path) -> Result<(), SdkErr
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(|source| SdkError::Spawn {
+    command.spawn().map_err(|source| SdkError::Spawn {
         binary: binary.to_owned(),
         source,
-    })?;
+    })
+}
 
-    let deadline = Instant::now() + START_TIMEOUT;
+/// Waits until the socket answers or the child exits.
+async fn wait_for_child(
+    paths: &PyroPaths,
+    child: &mut std::process::Child,
+    deadline: &mut Deadline,
+) -> ChildOutcome {
     let socket = paths.socket();
     loop {
         if tokio::net::UnixStream::connect(&socket).await.is_ok() {
-            return Ok(());
+            return ChildOutcome::Answered;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            // Another client may have won the race: its supervisor holds the
-            // lock and ours exited. Give the winner until the deadline.
-            if status.success() && wait_for_socket(&socket, deadline).await {
-                return Ok(());
-            }
-            return Err(SdkError::StartFailed {
-                reason: format!("it exited with {status}: {}", tail(&startup_log)),
-                log: startup_log,
-            });
+            return ChildOutcome::Exited(status);
         }
-        if Instant::now() >= deadline {
-            return Err(SdkError::StartFailed {
-                reason: format!(
-                    "its socket {} did not answer within {}s",
-                    socket.display(),
-                    START_TIMEOUT.as_secs()
-                ),
-                log: paths.supervisor_log(),
-            });
+        // Ours may be waiting for a previous supervisor to finish stopping.
+        if SupervisorPidFile::read(&paths.supervisor_pid_file())
+            .is_some_and(|holder| holder.pid != child.id() && stopping(&holder))
+        {
+            deadline.predecessor_stopping();
+        }
+        if deadline.passed() {
+            return ChildOutcome::TimedOut;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
-async fn wait_for_socket(socket: &Path, deadline: Instant) -> bool {
-    while Instant::now() < deadline {
-        if tokio::net::UnixStream::connect(socket).await.is_ok() {
-            return true;
+/// After our supervisor found the lock held: waits until the holder's socket
+/// answers, or the holder turns out to be stopping or gone (then ours should
+/// be started again).
+async fn wait_for_holder(paths: &PyroPaths, deadline: &mut Deadline) -> HolderOutcome {
+    let socket = paths.socket();
+    loop {
+        if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+            return HolderOutcome::Answered;
+        }
+        match SupervisorPidFile::read(&paths.supervisor_pid_file()) {
+            Some(holder) if stopping(&holder) => {
+                deadline.predecessor_stopping();
+                return HolderOutcome::Gone;
+            }
+            Some(holder) if holder.process_exists() => {}
+            // No holder, or a dead one: the lock is free (or about to be).
+            _ => return HolderOutcome::Gone,
+        }
+        if deadline.passed() {
+            return HolderOutcome::TimedOut;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    false
+}
+
+/// Whether the holder is a live supervisor shutting down.
+fn stopping(holder: &SupervisorPidFile) -> bool {
+    holder.phase == SupervisorPhase::Stopping && holder.process_exists()
+}
+
+fn silent(paths: &PyroPaths, deadline: &Deadline) -> SdkError {
+    SdkError::StartFailed {
+        reason: format!(
+            "its socket {} did not answer within {}s",
+            paths.socket().display(),
+            deadline.seconds()
+        ),
+        log: paths.supervisor_log(),
+    }
 }
 
 fn nix_setsid() {

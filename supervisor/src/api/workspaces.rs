@@ -2,7 +2,12 @@
 //! `pyro_sdk::api::workspace`.
 //!
 //! Each handler finds the workspace's actor and forwards one message; the
-//! actor does the work without blocking anything else.
+//! actor does the work without blocking anything else. Operations that need
+//! the VM (or need it stopped) first wait, via
+//! [`AwaitSettled`](crate::workspace::messages::AwaitSettled), for a start,
+//! stop, reset or failure recovery under way to end, so a command right
+//! after a supervisor restart waits for the workspace's boot instead of
+//! failing; reads of the record answer at once.
 
 use actix::dev::ToEnvelope;
 use actix::{Addr, Handler, Message};
@@ -115,15 +120,58 @@ where
     WorkspaceActor: Handler<M>,
     <WorkspaceActor as actix::Actor>::Context: ToEnvelope<WorkspaceActor, M>,
 {
+    ask_when(state, id, msg, false).await
+}
+
+/// Like [`ask`], once no start, stop, reset or recovery runs.
+async fn ask_settled<M, T>(state: &ApiState, id: &str, msg: M) -> Result<HttpResponse, ApiError>
+where
+    M: Message<Result = Result<T, SupervisorError>> + Send + 'static,
+    T: serde::Serialize + Send + 'static,
+    WorkspaceActor: Handler<M>,
+    <WorkspaceActor as actix::Actor>::Context: ToEnvelope<WorkspaceActor, M>,
+{
+    ask_when(state, id, msg, true).await
+}
+
+async fn ask_when<M, T>(
+    state: &ApiState,
+    id: &str,
+    msg: M,
+    settled: bool,
+) -> Result<HttpResponse, ApiError>
+where
+    M: Message<Result = Result<T, SupervisorError>> + Send + 'static,
+    T: serde::Serialize + Send + 'static,
+    WorkspaceActor: Handler<M>,
+    <WorkspaceActor as actix::Actor>::Context: ToEnvelope<WorkspaceActor, M>,
+{
     let addr = find(state, id).await?;
     let redactor = redactor_of(&addr).await?;
-    match addr.send(msg).await.map_err(|_| gone())? {
+    let answer = if settled {
+        match await_settled(&addr).await {
+            Ok(()) => addr.send(msg).await.map_err(|_| gone())?,
+            Err(err) => Err(err),
+        }
+    } else {
+        addr.send(msg).await.map_err(|_| gone())?
+    };
+    match answer {
         Ok(value) => Ok(redacted(&redactor, StatusCode::OK, &value)),
         Err(err) => {
             let body = err.to_body();
             Ok(redacted(&redactor, status_for(body.code), &body))
         }
     }
+}
+
+/// Waits until no start, stop, reset or recovery of the workspace runs.
+async fn await_settled(addr: &Addr<WorkspaceActor>) -> Result<(), SupervisorError> {
+    addr.send(AwaitSettled)
+        .await
+        .map_err(|_| SupervisorError::ActorGone {
+            what: "the workspace".to_owned(),
+        })?
 }
 
 /// The workspace's redactor.
@@ -216,9 +264,17 @@ async fn exec(
     let addr = find(&state, &id).await?;
     let redactor = redactor_of(&addr).await?;
     let (events, rx) = mpsc::channel::<ExecEvent>(crate::runner::EVENT_BUFFER);
-    addr.send(Exec { request, events })
-        .await
-        .map_err(|_| gone())?;
+    match await_settled(&addr).await {
+        Ok(()) => addr
+            .send(Exec { request, events })
+            .await
+            .map_err(|_| gone())?,
+        Err(err) => {
+            actix::spawn(async move {
+                let _ = events.send(ExecEvent::Error(err.to_body())).await;
+            });
+        }
+    }
     Ok(ndjson::redacted_response(rx, redactor))
 }
 
@@ -227,7 +283,7 @@ async fn sync_push(
     id: web::Path<String>,
     body: web::Json<SyncPushRequest>,
 ) -> Reply {
-    ask(&state, &id, SyncPush(body.into_inner())).await
+    ask_settled(&state, &id, SyncPush(body.into_inner())).await
 }
 
 async fn export(
@@ -235,7 +291,7 @@ async fn export(
     id: web::Path<String>,
     body: web::Json<ExportRequest>,
 ) -> Reply {
-    ask(&state, &id, Export(body.into_inner())).await
+    ask_settled(&state, &id, Export(body.into_inner())).await
 }
 
 async fn diff(
@@ -243,7 +299,7 @@ async fn diff(
     id: web::Path<String>,
     body: web::Json<DiffRequest>,
 ) -> Reply {
-    ask(&state, &id, Diff(body.into_inner())).await
+    ask_settled(&state, &id, Diff(body.into_inner())).await
 }
 
 async fn list_files(
@@ -251,7 +307,7 @@ async fn list_files(
     id: web::Path<String>,
     body: web::Json<ListRequest>,
 ) -> Reply {
-    ask(&state, &id, ListFiles(body.into_inner())).await
+    ask_settled(&state, &id, ListFiles(body.into_inner())).await
 }
 
 async fn read_file(
@@ -259,7 +315,7 @@ async fn read_file(
     id: web::Path<String>,
     body: web::Json<ReadRequest>,
 ) -> Reply {
-    ask(&state, &id, ReadFile(body.into_inner())).await
+    ask_settled(&state, &id, ReadFile(body.into_inner())).await
 }
 
 async fn write_file(
@@ -267,7 +323,7 @@ async fn write_file(
     id: web::Path<String>,
     body: web::Json<WriteRequest>,
 ) -> Reply {
-    ask(&state, &id, WriteFile(body.into_inner())).await
+    ask_settled(&state, &id, WriteFile(body.into_inner())).await
 }
 
 async fn patch(
@@ -275,7 +331,7 @@ async fn patch(
     id: web::Path<String>,
     body: web::Json<PatchRequest>,
 ) -> Reply {
-    ask(&state, &id, ApplyPatch(body.into_inner())).await
+    ask_settled(&state, &id, ApplyPatch(body.into_inner())).await
 }
 
 async fn create_snapshot(
@@ -283,7 +339,7 @@ async fn create_snapshot(
     id: web::Path<String>,
     body: web::Json<SnapshotRequest>,
 ) -> Reply {
-    ask(&state, &id, CreateSnapshot(body.into_inner())).await
+    ask_settled(&state, &id, CreateSnapshot(body.into_inner())).await
 }
 
 async fn list_snapshots(state: web::Data<ApiState>, id: web::Path<String>) -> Reply {
@@ -300,15 +356,15 @@ async fn reset(
     id: web::Path<String>,
     body: web::Json<ResetRequest>,
 ) -> Reply {
-    ask(&state, &id, Reset(body.into_inner())).await
+    ask_settled(&state, &id, Reset(body.into_inner())).await
 }
 
 async fn stop(state: web::Data<ApiState>, id: web::Path<String>) -> Reply {
-    ask(&state, &id, Stop).await
+    ask_settled(&state, &id, Stop).await
 }
 
 async fn start(state: web::Data<ApiState>, id: web::Path<String>) -> Reply {
-    ask(&state, &id, Start).await
+    ask_settled(&state, &id, Start).await
 }
 
 async fn disk_export(
@@ -316,7 +372,7 @@ async fn disk_export(
     id: web::Path<String>,
     body: web::Json<DiskExportRequest>,
 ) -> Reply {
-    ask(&state, &id, DiskExport(body.into_inner())).await
+    ask_settled(&state, &id, DiskExport(body.into_inner())).await
 }
 
 async fn disk_list(
@@ -324,7 +380,7 @@ async fn disk_list(
     id: web::Path<String>,
     body: web::Json<ListRequest>,
 ) -> Reply {
-    ask(&state, &id, DiskList(body.into_inner())).await
+    ask_settled(&state, &id, DiskList(body.into_inner())).await
 }
 
 async fn disk_read(
@@ -332,7 +388,7 @@ async fn disk_read(
     id: web::Path<String>,
     body: web::Json<ReadRequest>,
 ) -> Reply {
-    ask(&state, &id, DiskRead(body.into_inner())).await
+    ask_settled(&state, &id, DiskRead(body.into_inner())).await
 }
 
 async fn open_shell(
@@ -340,7 +396,7 @@ async fn open_shell(
     id: web::Path<String>,
     body: web::Json<ShellOpenRequest>,
 ) -> Reply {
-    ask(&state, &id, OpenShell(body.into_inner())).await
+    ask_settled(&state, &id, OpenShell(body.into_inner())).await
 }
 
 async fn list_shells(state: web::Data<ApiState>, id: web::Path<String>) -> Reply {
@@ -366,7 +422,7 @@ async fn read_shell(
 
 async fn shell_op(state: &ApiState, path: (String, String), command: ShellCommand) -> Reply {
     let (id, shell_id) = path;
-    ask(state, &id, ShellOp { shell_id, command }).await
+    ask_settled(state, &id, ShellOp { shell_id, command }).await
 }
 
 async fn write_shell(
@@ -419,7 +475,7 @@ async fn start_service(
 ) -> Reply {
     let request = body.into_inner();
     request.validate().map_err(ApiError::invalid)?;
-    ask(&state, &id, StartServiceCall(request)).await
+    ask_settled(&state, &id, StartServiceCall(request)).await
 }
 
 async fn list_services(state: web::Data<ApiState>, id: web::Path<String>) -> Reply {
@@ -433,7 +489,7 @@ async fn service_status(state: web::Data<ApiState>, path: web::Path<(String, Str
 
 async fn stop_service(state: web::Data<ApiState>, path: web::Path<(String, String)>) -> Reply {
     let (id, name) = path.into_inner();
-    ask(&state, &id, StopServiceCall(name)).await
+    ask_settled(&state, &id, StopServiceCall(name)).await
 }
 
 async fn service_logs(

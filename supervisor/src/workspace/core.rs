@@ -10,11 +10,15 @@
 //! Only one lifecycle operation (start, stop, reset, delete, failure
 //! recovery) runs at a time; data operations (exec, files, snapshots, ...)
 //! need the workspace `started` with no lifecycle operation running.
+//! Operations that arrive while one runs (say, an exec while the workspace
+//! boots after a supervisor restart) wait for it in [`SettleWaiters`] and
+//! learn how it ended.
 
 use pyro_sdk::api::workspace::{
     CommandSummary, UpdateWorkspaceRequest, WorkspaceInfo, WorkspaceState, WORKSPACE_PATH,
 };
-use pyro_sdk::api::EXECUTION_MODE;
+use pyro_sdk::api::{ErrorBody, EXECUTION_MODE};
+use tokio::sync::oneshot;
 
 use crate::error::SupervisorError;
 use crate::store::WorkspaceRecord;
@@ -194,14 +198,32 @@ impl WorkspaceCore {
         self.touch();
     }
 
+    /// Whether a lifecycle operation that others should wait for runs:
+    /// start, stop, reset or recovery (a delete ends the workspace, so
+    /// there is nothing to wait for).
+    pub fn settling(&self) -> bool {
+        matches!(self.busy, Some(op) if op != Lifecycle::Delete)
+    }
+
+    /// Whether the operation under way boots the VM (start, reset,
+    /// recovery), so a delete may cancel it.
+    pub fn booting(&self) -> bool {
+        matches!(
+            self.busy,
+            Some(Lifecycle::Start | Lifecycle::Reset | Lifecycle::Recover)
+        )
+    }
+
+    /// Ends the lifecycle operation without changing the state or the
+    /// error (the supervisor is shutting down: the record keeps saying what
+    /// to resume).
+    pub fn abandon(&mut self) {
+        self.busy = None;
+    }
+
     /// Records which VM runs the workspace (or none).
     pub fn set_current_vm(&mut self, vm_id: Option<String>) {
         self.record.current_vm = vm_id;
-    }
-
-    /// Records a failure without changing the state.
-    pub fn note_error(&mut self, error: String) {
-        self.record.last_error = Some(error);
     }
 
     /// Marks the end of creation: the workspace runs.
@@ -302,6 +324,71 @@ impl WorkspaceCore {
     }
 }
 
+/// What a starting supervisor does with a recorded workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtStart {
+    /// Remove it without booting it: it was half created or half deleted,
+    /// or its time to live passed while no supervisor ran.
+    Remove(&'static str),
+    /// It was running: take its VM over or boot it again.
+    Resume,
+    /// It was stopped and stays so.
+    Keep,
+}
+
+/// Decides what a starting supervisor does with `record` at `now_ms`.
+pub fn at_start(record: &WorkspaceRecord, now_ms: i64) -> AtStart {
+    match record.state {
+        WorkspaceState::Creating | WorkspaceState::Deleting => AtStart::Remove("unfinished"),
+        _ if record.expires_at_ms <= now_ms => AtStart::Remove("ttl_expired"),
+        WorkspaceState::Started | WorkspaceState::Starting | WorkspaceState::Resetting => {
+            AtStart::Resume
+        }
+        WorkspaceState::Stopping | WorkspaceState::Stopped => AtStart::Keep,
+    }
+}
+
+/// How a lifecycle operation ended, for those that waited for it: `Ok`
+/// when the workspace may be used as asked, else the operation's error.
+pub type Settled = Result<(), ErrorBody>;
+
+/// Operations waiting for the lifecycle operation under way to end. The
+/// actor queues them instead of blocking and wakes them all when it ends.
+#[derive(Debug, Default)]
+pub struct SettleWaiters {
+    waiting: Vec<oneshot::Sender<Settled>>,
+}
+
+impl SettleWaiters {
+    /// Queues a waiter; the receiver gets the outcome (or closes if the
+    /// workspace goes away first).
+    pub fn wait(&mut self) -> oneshot::Receiver<Settled> {
+        let (tx, rx) = oneshot::channel();
+        self.waiting.push(tx);
+        rx
+    }
+
+    /// Wakes every waiter with `outcome`; returns how many there were.
+    pub fn settle(&mut self, outcome: &Settled) -> usize {
+        let waiting = std::mem::take(&mut self.waiting);
+        let count = waiting.len();
+        for waiter in waiting {
+            let _ = waiter.send(outcome.clone());
+        }
+        count
+    }
+
+    /// How many wait.
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether nobody waits.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -389,6 +476,89 @@ mod tests {
         ws.begin(Lifecycle::Start).unwrap();
         ws.finish(WorkspaceState::Started, None);
         assert_eq!(ws.record().last_error, None);
+    }
+
+    #[test]
+    fn lifecycle_operations_other_than_delete_are_waited_for() {
+        let mut ws = core(WorkspaceState::Started);
+        assert!(!ws.settling());
+        ws.begin(Lifecycle::Recover).unwrap();
+        assert!(ws.settling() && ws.booting());
+        ws.finish(WorkspaceState::Started, None);
+        ws.begin(Lifecycle::Stop).unwrap();
+        assert!(ws.settling() && !ws.booting());
+        ws.finish(WorkspaceState::Stopped, None);
+        ws.begin(Lifecycle::Delete).unwrap();
+        assert!(!ws.settling(), "a delete ends the workspace; nobody waits");
+    }
+
+    #[test]
+    fn an_abandoned_start_keeps_the_state_to_resume() {
+        let mut ws = core(WorkspaceState::Stopped);
+        ws.begin(Lifecycle::Start).unwrap();
+        ws.abandon();
+        assert_eq!(ws.state(), WorkspaceState::Starting);
+        assert_eq!(ws.busy(), None);
+        assert_eq!(ws.record().last_error, None);
+    }
+
+    #[test]
+    fn waiters_all_learn_the_outcome_once() {
+        let mut waiters = SettleWaiters::default();
+        let mut first = waiters.wait();
+        let mut second = waiters.wait();
+        assert_eq!(waiters.len(), 2);
+        let failed = ErrorBody::new(pyro_sdk::api::ErrorCode::VmBootFailed, "boot timed out");
+        assert_eq!(waiters.settle(&Err(failed.clone())), 2);
+        assert!(waiters.is_empty());
+        assert_eq!(first.try_recv().unwrap(), Err(failed.clone()));
+        assert_eq!(second.try_recv().unwrap(), Err(failed));
+        assert_eq!(waiters.settle(&Ok(())), 0, "each waiter is woken once");
+        let mut third = waiters.wait();
+        drop(waiters);
+        assert!(
+            third.try_recv().is_err(),
+            "a gone workspace closes the wait"
+        );
+    }
+
+    #[test]
+    fn a_starting_supervisor_reaps_expired_workspaces_instead_of_booting_them() {
+        let mut ws = core(WorkspaceState::Started);
+        let expires = ws.record().expires_at_ms;
+        assert_eq!(at_start(ws.record(), expires - 1), AtStart::Resume);
+        assert_eq!(
+            at_start(ws.record(), expires),
+            AtStart::Remove("ttl_expired")
+        );
+        ws.record.state = WorkspaceState::Stopped;
+        assert_eq!(at_start(ws.record(), expires - 1), AtStart::Keep);
+        assert_eq!(
+            at_start(ws.record(), expires + 1),
+            AtStart::Remove("ttl_expired")
+        );
+        for state in [WorkspaceState::Starting, WorkspaceState::Resetting] {
+            ws.record.state = state;
+            assert_eq!(at_start(ws.record(), 0), AtStart::Resume);
+        }
+        ws.record.state = WorkspaceState::Stopping;
+        assert_eq!(at_start(ws.record(), 0), AtStart::Keep);
+        ws.record.state = WorkspaceState::Creating;
+        assert_eq!(at_start(ws.record(), 0), AtStart::Remove("unfinished"));
+    }
+
+    #[test]
+    fn a_transitional_state_hints_at_waiting_not_at_starting() {
+        let mut ws = core(WorkspaceState::Stopped);
+        ws.begin(Lifecycle::Start).unwrap();
+        let err = ws.require_started("exec").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "workspace aaaaaaaaaaaa is starting; exec needs it started"
+        );
+        let hint = err.hint().unwrap();
+        assert!(hint.contains("wait"), "{hint}");
+        assert!(!hint.contains("pyro workspace start"), "{hint}");
     }
 
     #[test]

@@ -144,7 +144,8 @@ pub struct DiskList(pub ListRequest);
 pub struct DiskRead(pub ReadRequest);
 
 /// Supervisor shutdown: power the VM off and keep the state for the next
-/// start.
+/// start. A boot under way is left to the root to cancel; its failure is
+/// not recorded.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Suspend;
@@ -234,8 +235,9 @@ pub struct FollowServiceLogsCall {
     pub events: mpsc::Sender<pyro_sdk::api::session::ServiceLogEvent>,
 }
 
-/// After a supervisor restart: take over the VM if it still runs (with its
-/// shells), else boot the workspace again.
+/// Wait until no creation, start, stop, reset or recovery runs (answers at
+/// once when none does). `Err` when the start, reset or recovery waited for
+/// failed, or it did not end within the boot timeout (and a margin).
 #[derive(Debug, Message)]
-#[rtype(result = "Answer<WorkspaceInfo>")]
-pub struct Resume;
+#[rtype(result = "Answer<()>")]
+pub struct AwaitSettled;

@@ -15,7 +15,20 @@
 //!
 //! When the VM dies unasked, the workspace's failure policy applies:
 //! `restart` boots it again on the same disk, `reset` recreates the disk
-//! from the baseline, `stop` marks it stopped with the error.
+//! from the baseline, `stop` marks it stopped with the error. Once the
+//! workspace runs again, `last_error` is cleared (the failure stays in the
+//! supervisor log).
+//!
+//! While a start, stop, reset or recovery runs, the API first sends
+//! [`messages::AwaitSettled`]: the actor queues the caller (without
+//! blocking itself) and answers when the operation ends, so an exec right
+//! after a supervisor restart waits for the workspace's boot instead of
+//! failing. A delete cancels a boot under way and then deletes.
+//!
+//! After a supervisor restart, a workspace that was running resumes as
+//! soon as its actor starts (see [`resume_all`]); on shutdown the root
+//! sends [`messages::Suspend`], after which failures (the root cancels
+//! boots under way) are not recorded, so the next supervisor resumes it.
 
 pub mod core;
 pub mod create;
@@ -42,14 +55,14 @@ use pyro_sdk::api::workspace::{
     WriteResult,
 };
 
-use self::core::{rfc3339, Lifecycle, Plan, WorkspaceCore};
+use self::core::{rfc3339, Lifecycle, Plan, SettleWaiters, Settled, WorkspaceCore};
 use self::files::WorkspaceDir;
 use self::messages::*;
 use self::secrets::{SecretStore, SecretStoreActor};
 use self::vm::WorkspaceVm;
 use self::writer::{RecordWriter, StoreWrite};
 use crate::error::SupervisorError;
-use crate::root::ForgetWorkspace;
+use crate::root::{ForgetWorkspace, StopWorkspaceVms};
 use crate::runtime::Runtime;
 use crate::store::{SnapshotKind, SnapshotRecord, WithStore, WorkspaceRecord};
 use pyro_actors::secrets::redactor::Redactor;
@@ -68,7 +81,19 @@ pub struct WorkspaceActor {
     shells: std::collections::BTreeMap<String, Addr<shell::ShellActor>>,
     services: std::collections::BTreeMap<String, Addr<service::ServiceActor>>,
     service_states: std::collections::BTreeMap<String, &'static str>,
+    /// Callers waiting for the lifecycle operation under way to end.
+    waiters: SettleWaiters,
+    /// Resume (adopt or boot) as soon as the actor starts.
+    resume: bool,
+    /// The supervisor is shutting down: failures are no longer recorded.
+    suspended: bool,
+    /// A delete cancelled the boot under way: its failure is no error.
+    boot_cancelled: bool,
 }
+
+/// Time, beyond the boot timeout, that callers wait for a lifecycle
+/// operation (stopping the old VM, restoring a snapshot, ...).
+const SETTLE_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl WorkspaceActor {
     /// An actor for `record` with its secrets.
@@ -88,7 +113,33 @@ impl WorkspaceActor {
             shells: Default::default(),
             services: Default::default(),
             service_states: Default::default(),
+            waiters: SettleWaiters::default(),
+            resume: false,
+            suspended: false,
+            boot_cancelled: false,
         }
+    }
+
+    /// Makes the actor resume the workspace as soon as it starts: take over
+    /// the VM a previous supervisor left running, else boot it again. Until
+    /// that ends, the workspace is `starting` and callers wait for it.
+    #[must_use]
+    pub fn resuming(mut self) -> Self {
+        self.resume = true;
+        self
+    }
+
+    /// Ends the lifecycle operation in `state`, saves, and tells the
+    /// callers that waited for it how it went.
+    fn finish(&mut self, state: WorkspaceState, error: Option<String>, outcome: &Settled) {
+        self.core.finish(state, error);
+        self.save();
+        self.waiters.settle(outcome);
+    }
+
+    /// How long callers wait for a lifecycle operation to end.
+    fn settle_bound(&self) -> std::time::Duration {
+        self.runtime.settings.boot_timeout + SETTLE_MARGIN
     }
 
     fn save(&mut self) {
@@ -175,26 +226,208 @@ impl WorkspaceActor {
         };
         Box::pin(work.into_actor(self).map(|result, act, _ctx| match result {
             Ok((booted, restored)) => {
+                act.boot_cancelled = false;
                 act.vm = Some(booted);
                 act.sessions_vm_back();
-                act.core.finish(WorkspaceState::Started, None);
-                act.save();
+                act.finish(WorkspaceState::Started, None, &Ok(()));
                 Ok(restored)
             }
             Err(err) => {
-                act.core.finish(
-                    WorkspaceState::Stopped,
-                    Some(act.redactor.redact_str(&err.to_string())),
-                );
-                act.save();
+                if act.suspended {
+                    // The supervisor is shutting down and cancelled the
+                    // boot: keep the record as it is, so the next supervisor
+                    // resumes the workspace.
+                    act.core.abandon();
+                    act.waiters.settle(&Err(err.to_body()));
+                } else if std::mem::take(&mut act.boot_cancelled) {
+                    // A delete cancelled it: the delete, waiting among the
+                    // waiters, goes on now that the workspace has settled.
+                    act.core.finish(WorkspaceState::Stopped, None);
+                    act.save();
+                    act.waiters.settle(&Err(err.to_body()));
+                } else {
+                    let error = act.redactor.redact_str(&err.to_string());
+                    act.finish(WorkspaceState::Stopped, Some(error), &Err(err.to_body()));
+                }
                 Err(err)
             }
+        }))
+    }
+
+    /// Resumes the workspace after a supervisor restart: takes over the VM
+    /// if it still runs (with its shells), else boots it again.
+    fn resume(&mut self, ctx: &mut Context<Self>) {
+        if let Err(err) = self.core.begin(Lifecycle::Start) {
+            tracing::error!(workspace_id = %self.core.id(), error = %err, "cannot resume the workspace");
+            return;
+        }
+        // Saved as it is, not through `save` (which records `self.vm`, still
+        // empty here): the VM to take over stays in the record, so a crash
+        // during the takeover leaves it adoptable rather than leftover.
+        self.writer
+            .write(StoreWrite::Save(self.core.record().clone()));
+        let Some(vm_id) = self.core.record().current_vm.clone() else {
+            let boot = self.boot_then_finish(ctx, None);
+            ctx.spawn(boot.map(|result, act, _ctx| act.resumed(result.map(|_| ()))));
+            return;
+        };
+        let runtime = self.runtime.clone();
+        let record = self.core.record().clone();
+        let dir = self.dir.clone();
+        let owner = ctx.address().recipient::<VmEvent>();
+        let adopt = async move {
+            let vm = vm::adopt(&runtime, &record, &dir, owner, &vm_id).await?;
+            let shells = vm::open(&vm.addr)
+                .await?
+                .shell_list()
+                .await
+                .unwrap_or_default();
+            Ok::<_, SupervisorError>((vm, shells))
+        };
+        ctx.spawn(adopt.into_actor(self).then(|adopted, act, ctx| {
+            match adopted {
+                Ok((vm, shells)) => {
+                    tracing::info!(workspace_id = %act.core.id(), vm_id = %vm.vm_id, shells = shells.len(), "took over the running workspace VM");
+                    for shell in shells.into_iter().filter(|s| s.alive) {
+                        let actor = shell::ShellActor::new(
+                            act.core.id().to_owned(),
+                            shell.shell_id.clone(),
+                            paths::ROOT.to_owned(),
+                            shell.cols,
+                            shell.rows,
+                            vm.addr.clone(),
+                            &act.redactor,
+                        )
+                        .start();
+                        act.shells.insert(shell.shell_id, actor);
+                    }
+                    act.vm = Some(vm);
+                    act.finish(WorkspaceState::Started, None, &Ok(()));
+                    act.resumed(Ok(()));
+                    Box::pin(actix::fut::ready(())) as ResponseActFuture<Self, ()>
+                }
+                Err(err) if act.suspended || act.boot_cancelled => {
+                    // Shutdown or a delete stopped the VM being taken over.
+                    tracing::info!(workspace_id = %act.core.id(), error = %act.redactor.redact_str(&err.to_string()), "taking over the workspace VM was cancelled");
+                    if act.suspended {
+                        act.core.abandon();
+                        act.waiters.settle(&Err(err.to_body()));
+                    } else {
+                        act.boot_cancelled = false;
+                        act.core.finish(WorkspaceState::Stopped, None);
+                        act.save();
+                        act.waiters.settle(&Err(err.to_body()));
+                    }
+                    Box::pin(actix::fut::ready(()))
+                }
+                Err(err) => {
+                    tracing::info!(workspace_id = %act.core.id(), error = %act.redactor.redact_str(&err.to_string()), "the workspace VM cannot be taken over; booting it again");
+                    Box::pin(
+                        act.boot_then_finish(ctx, None)
+                            .map(|result, act, _ctx| act.resumed(result.map(|_| ()))),
+                    )
+                }
+            }
+        }));
+    }
+
+    fn resumed(&self, result: Result<(), SupervisorError>) {
+        if let Err(err) = result {
+            // Boot errors carry host and guest text, never command output.
+            tracing::error!(workspace_id = %self.core.id(), error = %err, "could not boot the workspace again");
+        }
+    }
+
+    /// Deletes the workspace. A start, reset or recovery under way is
+    /// cancelled (its VM stopped) and a stop waited for first.
+    fn delete(
+        &mut self,
+        reason: &'static str,
+    ) -> ResponseActFuture<Self, Result<DeleteResult, SupervisorError>> {
+        let id = self.core.id().to_owned();
+        if self.core.settling() {
+            let cancel = self.core.booting().then(|| {
+                self.boot_cancelled = true;
+                self.runtime.root.send(StopWorkspaceVms {
+                    workspace_id: id.clone(),
+                })
+            });
+            let waiter = self.waiters.wait();
+            let bound = self.settle_bound();
+            let state = self.core.state().as_str();
+            tracing::info!(workspace_id = %id, state, reason, "deleting a workspace whose start or stop is under way; waiting for it");
+            let wait = async move {
+                if let Some(cancel) = cancel {
+                    let _ = cancel.await;
+                }
+                tokio::time::timeout(bound, waiter).await.is_ok()
+            };
+            return Box::pin(wait.into_actor(self).then(move |settled, act, _ctx| {
+                if settled && !act.core.settling() {
+                    act.delete(reason)
+                } else {
+                    Box::pin(actix::fut::ready(Err(SupervisorError::StillBusy {
+                        workspace_id: act.core.id().to_owned(),
+                        state: act.core.state().as_str(),
+                        seconds: bound.as_secs(),
+                    })))
+                }
+            }));
+        }
+        let answer = DeleteResult {
+            workspace_id: id.clone(),
+            deleted: true,
+            reason: reason.to_owned(),
+        };
+        match self.core.begin(Lifecycle::Delete) {
+            Err(err) => return Box::pin(actix::fut::ready(Err(err))),
+            Ok(Plan::AlreadyDone) => return Box::pin(actix::fut::ready(Ok(answer))),
+            Ok(Plan::Proceed) => {}
+        }
+        tracing::info!(workspace_id = %id, reason, "deleting workspace");
+        self.sessions_vm_gone(sessions::VmGone::Removed);
+        let vm = self.vm.take();
+        let dir = self.dir.clone();
+        let writer = self.writer.clone();
+        let root = self.runtime.root.clone();
+        let secrets_dir = self.runtime.settings.secrets_dir();
+        let work = async move {
+            if let Some(vm) = vm {
+                vm::shut_down(vm).await;
+            }
+            let remove = dir.clone();
+            crate::runner::blocking(move || remove.remove())
+                .await?
+                .map_err(|source| SupervisorError::io("removing", dir.root(), source))?;
+            writer
+                .write_and_wait(StoreWrite::Delete(id.clone()))
+                .await?;
+            SecretStore::remove(&secrets_dir, &id);
+            let _ = root.send(ForgetWorkspace { workspace_id: id }).await;
+            Ok(answer)
+        };
+        Box::pin(work.into_actor(self).map(|result, act, ctx| {
+            if result.is_ok() {
+                // Callers still waiting learn that the workspace is gone
+                // when the actor ends.
+                ctx.stop();
+            } else {
+                // Let them try; they will get the state's own error.
+                act.waiters.settle(&Ok(()));
+            }
+            result
         }))
     }
 }
 
 impl Actor for WorkspaceActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if std::mem::take(&mut self.resume) {
+            self.resume(ctx);
+        }
+    }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         if let Some(vm) = self.vm.take() {
@@ -224,6 +457,36 @@ impl Handler<GetRecord> for WorkspaceActor {
 
     fn handle(&mut self, _msg: GetRecord, _ctx: &mut Self::Context) -> Self::Result {
         MessageResult(self.core.record().clone())
+    }
+}
+
+impl Handler<AwaitSettled> for WorkspaceActor {
+    type Result = ResponseFuture<Result<(), SupervisorError>>;
+
+    fn handle(&mut self, _msg: AwaitSettled, _ctx: &mut Self::Context) -> Self::Result {
+        if !self.core.settling() {
+            return Box::pin(async { Ok(()) });
+        }
+        let waiter = self.waiters.wait();
+        let workspace_id = self.core.id().to_owned();
+        let state = self.core.state().as_str();
+        let bound = self.settle_bound();
+        Box::pin(async move {
+            match tokio::time::timeout(bound, waiter).await {
+                Ok(Ok(Ok(()))) => Ok(()),
+                Ok(Ok(Err(body))) => Err(SupervisorError::StartFailed {
+                    workspace_id,
+                    body: Box::new(body),
+                }),
+                // The actor ended: the workspace was deleted meanwhile.
+                Ok(Err(_)) => Err(SupervisorError::UnknownWorkspace { workspace_id }),
+                Err(_) => Err(SupervisorError::StillBusy {
+                    workspace_id,
+                    state,
+                    seconds: bound.as_secs(),
+                }),
+            }
+        })
     }
 }
 
@@ -725,66 +988,6 @@ impl Handler<Logs> for WorkspaceActor {
     }
 }
 
-impl Handler<Resume> for WorkspaceActor {
-    type Result = ResponseActFuture<Self, Result<WorkspaceInfo, SupervisorError>>;
-
-    fn handle(&mut self, _msg: Resume, ctx: &mut Self::Context) -> Self::Result {
-        let Some(vm_id) = self.core.record().current_vm.clone() else {
-            return Box::pin(ctx.address().send(Start).into_actor(self).map(
-                |answer, _act, _ctx| {
-                    answer.map_err(|_| SupervisorError::ActorGone {
-                        what: "the workspace".to_owned(),
-                    })?
-                },
-            ));
-        };
-        if let Err(err) = self.core.begin(Lifecycle::Start) {
-            return Box::pin(actix::fut::ready(Err(err)));
-        }
-        let runtime = self.runtime.clone();
-        let record = self.core.record().clone();
-        let dir = self.dir.clone();
-        let owner = ctx.address().recipient::<VmEvent>();
-        let adopt = async move {
-            let vm = vm::adopt(&runtime, &record, &dir, owner, &vm_id).await?;
-            let shells = vm::open(&vm.addr)
-                .await?
-                .shell_list()
-                .await
-                .unwrap_or_default();
-            Ok::<_, SupervisorError>((vm, shells))
-        };
-        Box::pin(adopt.into_actor(self).then(|adopted, act, ctx| {
-            match adopted {
-                Ok((vm, shells)) => {
-                    tracing::info!(workspace_id = %act.core.id(), vm_id = %vm.vm_id, shells = shells.len(), "took over the running workspace VM");
-                    for shell in shells.into_iter().filter(|s| s.alive) {
-                        let actor = shell::ShellActor::new(
-                            act.core.id().to_owned(),
-                            shell.shell_id.clone(),
-                            paths::ROOT.to_owned(),
-                            shell.cols,
-                            shell.rows,
-                            vm.addr.clone(),
-                            &act.redactor,
-                        )
-                        .start();
-                        act.shells.insert(shell.shell_id, actor);
-                    }
-                    act.vm = Some(vm);
-                    act.core.finish(WorkspaceState::Started, None);
-                    act.save();
-                    Box::pin(actix::fut::ready(Ok(act.info()))) as ResponseActFuture<Self, _>
-                }
-                Err(err) => {
-                    tracing::info!(workspace_id = %act.core.id(), error = %act.redactor.redact_str(&err.to_string()), "the workspace VM cannot be taken over; booting it again");
-                    Box::pin(act.boot_then_finish(ctx, None).map(|result, act, _ctx| result.map(|_| act.info())))
-                }
-            }
-        }))
-    }
-}
-
 impl Handler<Stop> for WorkspaceActor {
     type Result = ResponseActFuture<Self, Result<WorkspaceInfo, SupervisorError>>;
 
@@ -806,8 +1009,7 @@ impl Handler<Stop> for WorkspaceActor {
                     }
                     .into_actor(self)
                     .map(|(), act, _ctx| {
-                        act.core.finish(WorkspaceState::Stopped, None);
-                        act.save();
+                        act.finish(WorkspaceState::Stopped, None, &Ok(()));
                         Ok(act.info())
                     }),
                 )
@@ -841,45 +1043,7 @@ impl Handler<Delete> for WorkspaceActor {
     type Result = ResponseActFuture<Self, Result<DeleteResult, SupervisorError>>;
 
     fn handle(&mut self, msg: Delete, _ctx: &mut Self::Context) -> Self::Result {
-        let id = self.core.id().to_owned();
-        let answer = DeleteResult {
-            workspace_id: id.clone(),
-            deleted: true,
-            reason: msg.reason.to_owned(),
-        };
-        match self.core.begin(Lifecycle::Delete) {
-            Err(err) => return Box::pin(actix::fut::ready(Err(err))),
-            Ok(Plan::AlreadyDone) => return Box::pin(actix::fut::ready(Ok(answer))),
-            Ok(Plan::Proceed) => {}
-        }
-        tracing::info!(workspace_id = %id, reason = msg.reason, "deleting workspace");
-        self.sessions_vm_gone(sessions::VmGone::Removed);
-        let vm = self.vm.take();
-        let dir = self.dir.clone();
-        let writer = self.writer.clone();
-        let root = self.runtime.root.clone();
-        let secrets_dir = self.runtime.settings.secrets_dir();
-        let work = async move {
-            if let Some(vm) = vm {
-                vm::shut_down(vm).await;
-            }
-            let remove = dir.clone();
-            crate::runner::blocking(move || remove.remove())
-                .await?
-                .map_err(|source| SupervisorError::io("removing", dir.root(), source))?;
-            writer
-                .write_and_wait(StoreWrite::Delete(id.clone()))
-                .await?;
-            SecretStore::remove(&secrets_dir, &id);
-            let _ = root.send(ForgetWorkspace { workspace_id: id }).await;
-            Ok(answer)
-        };
-        Box::pin(work.into_actor(self).map(|result, _act, ctx| {
-            if result.is_ok() {
-                ctx.stop();
-            }
-            result
-        }))
+        self.delete(msg.reason)
     }
 }
 
@@ -887,6 +1051,7 @@ impl Handler<Suspend> for WorkspaceActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _msg: Suspend, _ctx: &mut Self::Context) -> Self::Result {
+        self.suspended = true;
         self.sessions_vm_gone(sessions::VmGone::Stopped);
         let vm = self.vm.take();
         Box::pin(async move {
@@ -901,7 +1066,9 @@ impl Handler<VmEvent> for WorkspaceActor {
     type Result = ();
 
     fn handle(&mut self, msg: VmEvent, ctx: &mut Self::Context) {
-        if self.vm.as_ref().map(|vm| vm.vm_id.as_str()) != Some(msg.vm_id.as_str()) {
+        if self.suspended
+            || self.vm.as_ref().map(|vm| vm.vm_id.as_str()) != Some(msg.vm_id.as_str())
+        {
             return;
         }
         let error = match &msg.kind {
@@ -921,8 +1088,7 @@ impl Handler<VmEvent> for WorkspaceActor {
         if policy == FailurePolicy::Stop {
             self.sessions_vm_gone(sessions::VmGone::Stopped);
             let vm = self.vm.take();
-            self.core.finish(WorkspaceState::Stopped, Some(error));
-            self.save();
+            self.finish(WorkspaceState::Stopped, Some(error), &Ok(()));
             if let Some(vm) = vm {
                 actix::spawn(vm::shut_down(vm));
             }
@@ -937,11 +1103,11 @@ impl Handler<VmEvent> for WorkspaceActor {
                 if reset {
                     act.core.reset_done();
                     act.writer.write(StoreWrite::ClearCommands(act.core.record().clone()));
+                    act.save();
                 }
-                // The VM did die: keep that on record even though it runs again.
-                act.core.note_error(error);
-                act.save();
-                tracing::info!(workspace_id = %act.core.id(), policy = policy.as_str(), "workspace recovered");
+                // It is healthy again, so `last_error` was cleared; the
+                // failure stays in the log.
+                tracing::info!(workspace_id = %act.core.id(), policy = policy.as_str(), failure = %error, "workspace recovered");
             }
             Err(err) => {
                 let error = act.redactor.redact_str(&err.to_string());
@@ -988,13 +1154,14 @@ async fn require_snapshot(
         })
 }
 
-/// Brings back every recorded workspace when the supervisor starts.
-///
-/// Nothing from a previous supervisor still runs (its leftover VM processes
-/// were killed), so: workspaces that were running are booted again on their
-/// disks (in the background); stopped ones stay stopped; half-created or
-/// half-deleted ones are removed.
-pub async fn resume_all(runtime: &Runtime) -> Result<(), SupervisorError> {
+/// Brings back every recorded workspace when the supervisor starts (see
+/// [`core::at_start`]): workspaces that were running resume (their actor
+/// takes over the VM if it survived, else boots it again, in the
+/// background); stopped ones stay stopped; half-created or half-deleted
+/// ones, and those whose time to live passed while no supervisor ran, are
+/// removed without booting. `now_ms` must be the time the leftover VMs were
+/// judged by, so an expired workspace's VM was killed, not kept to adopt.
+pub async fn resume_all(runtime: &Runtime, now_ms: i64) -> Result<(), SupervisorError> {
     let records = runtime
         .store
         .send(crate::store::WithStore::new(|store| store.workspaces()))
@@ -1005,19 +1172,15 @@ pub async fn resume_all(runtime: &Runtime) -> Result<(), SupervisorError> {
     for mut record in records {
         let id = record.id.clone();
         let was = record.state;
-        if matches!(was, WorkspaceState::Creating | WorkspaceState::Deleting) {
-            tracing::warn!(workspace_id = %id, state = was.as_str(), "removing an unfinished workspace");
-            let dir = WorkspaceDir::new(&runtime.settings.paths.data_dir, &id);
-            let _ = crate::runner::blocking(move || dir.remove()).await;
-            let remove = id.clone();
-            let _ = runtime
-                .store
-                .send(crate::store::WithStore::new(move |store| {
-                    store.delete_workspace(&remove)
-                }))
-                .await;
-            continue;
-        }
+        let resume = match core::at_start(&record, now_ms) {
+            core::AtStart::Remove(why) => {
+                tracing::warn!(workspace_id = %id, state = was.as_str(), reason = why, "removing the workspace without booting it");
+                remove_at_start(runtime, &id).await;
+                continue;
+            }
+            core::AtStart::Resume => true,
+            core::AtStart::Keep => false,
+        };
         record.state = WorkspaceState::Stopped;
         let secrets = match SecretStore::load(&runtime.settings.secrets_dir(), &id) {
             Ok(secrets) => secrets,
@@ -1026,26 +1189,33 @@ pub async fn resume_all(runtime: &Runtime) -> Result<(), SupervisorError> {
                 SecretStore::default()
             }
         };
-        let addr = WorkspaceActor::new(record, runtime.clone(), secrets).start();
+        let mut actor = WorkspaceActor::new(record, runtime.clone(), secrets);
+        if resume {
+            tracing::info!(workspace_id = %id, "resuming a workspace that was running");
+            actor = actor.resuming();
+        }
+        let addr = actor.start();
         let _ = runtime
             .root
             .send(crate::root::RegisterWorkspace {
-                workspace_id: id.clone(),
-                addr: addr.clone(),
+                workspace_id: id,
+                addr,
             })
             .await;
-        if matches!(
-            was,
-            WorkspaceState::Started | WorkspaceState::Starting | WorkspaceState::Resetting
-        ) {
-            tracing::info!(workspace_id = %id, "resuming a workspace that was running");
-            actix::spawn(async move {
-                if let Ok(Err(err)) = addr.send(Resume).await {
-                    // Boot errors carry host and guest text, never command output.
-                    tracing::error!(workspace_id = %id, error = %err, "could not boot the workspace again");
-                }
-            });
-        }
     }
     Ok(())
+}
+
+/// Removes a workspace's files, record and secrets (no actor runs for it).
+async fn remove_at_start(runtime: &Runtime, id: &str) {
+    let dir = WorkspaceDir::new(&runtime.settings.paths.data_dir, id);
+    let _ = crate::runner::blocking(move || dir.remove()).await;
+    let remove = id.to_owned();
+    let _ = runtime
+        .store
+        .send(crate::store::WithStore::new(move |store| {
+            store.delete_workspace(&remove)
+        }))
+        .await;
+    SecretStore::remove(&runtime.settings.secrets_dir(), id);
 }

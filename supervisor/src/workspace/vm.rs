@@ -2,6 +2,8 @@
 //!
 //! Each boot takes a slot of the running-VM limit (shared with one-shot
 //! runs) and gives it back when the VM is gone; stopped workspaces hold none.
+//! Every VM is registered with the root before it boots, so the health
+//! report counts it and a supervisor shutdown stops it, even mid-boot.
 
 use std::path::PathBuf;
 
@@ -14,6 +16,7 @@ use super::files::WorkspaceDir;
 use crate::env_manager::EnsureEnvironment;
 use crate::environment::InstalledEnvironment;
 use crate::error::SupervisorError;
+use crate::root::TrackVm;
 use crate::runner::blocking;
 use crate::runtime::Runtime;
 use crate::store::WorkspaceRecord;
@@ -91,6 +94,10 @@ pub async fn boot(
         run_dir,
         _slot: slot,
     };
+    if let Err(err) = track(runtime, record, &vm).await {
+        shut_down(vm).await;
+        return Err(err);
+    }
     match vm.addr.send(StartVm).await {
         Ok(Ok(_ready)) => Ok(vm),
         Ok(Err(err)) => {
@@ -137,6 +144,10 @@ pub async fn adopt(
         run_dir,
         _slot: slot,
     };
+    if let Err(err) = track(runtime, record, &vm).await {
+        shut_down(vm).await;
+        return Err(err);
+    }
     match vm.addr.send(AdoptVm).await {
         Ok(Ok(_)) => Ok(vm),
         Ok(Err(err)) => {
@@ -150,6 +161,25 @@ pub async fn adopt(
             })
         }
     }
+}
+
+/// Registers the VM with the root; refused once the supervisor shuts down.
+async fn track(
+    runtime: &Runtime,
+    record: &WorkspaceRecord,
+    vm: &WorkspaceVm,
+) -> Result<(), SupervisorError> {
+    runtime
+        .root
+        .send(TrackVm {
+            vm_id: vm.vm_id.clone(),
+            addr: vm.addr.clone(),
+            workspace_id: record.id.clone(),
+        })
+        .await
+        .map_err(|_| SupervisorError::ActorGone {
+            what: "the supervision tree".to_owned(),
+        })?
 }
 
 /// Powers the VM off (killing it if needed), waits until its processes are
