@@ -1,5 +1,15 @@
 //! The SDK's error type: every failure carries a stable code, its message
 //! chain and, where there is one, a hint.
+//!
+//! ```
+//! use pyro_sdk::api::ErrorCode;
+//! use pyro_sdk::SdkError;
+//!
+//! let err = SdkError::invalid_request("vcpu_count must be between 1 and 8 (got 9)");
+//! assert_eq!(err.code(), ErrorCode::InvalidArgument);
+//! assert_eq!(err.to_body().chain(), "vcpu_count must be between 1 and 8 (got 9)");
+//! assert!(err.hint().is_some());
+//! ```
 
 use std::path::PathBuf;
 
@@ -12,6 +22,14 @@ pub enum SdkError {
     /// The supervisor answered with an error.
     #[error("{}", .0.message)]
     Api(ErrorBody),
+    /// The request failed its `validate()` in the client and was not sent;
+    /// the supervisor would have refused it the same way
+    /// ([`ErrorCode::InvalidArgument`]).
+    #[error("{message}")]
+    InvalidRequest {
+        /// What is wrong, naming the field.
+        message: String,
+    },
     /// The supervisor's socket refused the connection.
     #[error("cannot reach the pyro supervisor at {}", socket.display())]
     Connect {
@@ -41,6 +59,18 @@ pub enum SdkError {
     StartFailed {
         /// What happened, with the tail of its log.
         reason: String,
+        /// Its log file.
+        log: PathBuf,
+    },
+    /// The supervisor was asked to stop but has not exited.
+    #[error(
+        "the pyro supervisor (pid {pid}) is still running {seconds}s after it was asked to stop"
+    )]
+    StopTimeout {
+        /// Its process id.
+        pid: u32,
+        /// How long we waited.
+        seconds: u64,
         /// Its log file.
         log: PathBuf,
     },
@@ -87,15 +117,39 @@ pub enum SdkError {
 }
 
 impl SdkError {
+    /// A request refused before it was sent, with what is wrong with it.
+    ///
+    /// ```
+    /// let err = pyro_sdk::SdkError::invalid_request("the command is empty");
+    /// assert_eq!(err.to_string(), "the command is empty");
+    /// assert_eq!(err.code().as_str(), "invalid_argument");
+    /// ```
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            message: message.into(),
+        }
+    }
+
     /// The stable machine code.
+    ///
+    /// ```
+    /// use pyro_sdk::api::{ErrorBody, ErrorCode};
+    /// use pyro_sdk::SdkError;
+    /// let err = SdkError::Api(ErrorBody::new(ErrorCode::UnknownWorkspace, "workspace x does not exist"));
+    /// assert_eq!(err.code(), ErrorCode::UnknownWorkspace);
+    /// let err = SdkError::SupervisorNotFound { looked: "/usr/bin/pyro-supervisor".into() };
+    /// assert_eq!(err.code(), ErrorCode::SupervisorUnavailable);
+    /// ```
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Api(body) => body.code,
+            Self::InvalidRequest { .. } => ErrorCode::InvalidArgument,
             Self::VersionMismatch { .. } => ErrorCode::VersionMismatch,
             Self::Connect { .. }
             | Self::SupervisorNotFound { .. }
             | Self::Spawn { .. }
             | Self::StartFailed { .. }
+            | Self::StopTimeout { .. }
             | Self::Http(_)
             | Self::StreamEnded { .. }
             | Self::Paths(_) => ErrorCode::SupervisorUnavailable,
@@ -104,14 +158,32 @@ impl SdkError {
     }
 
     /// What to do about it, if anything.
+    ///
+    /// ```
+    /// use pyro_sdk::api::{ErrorBody, ErrorCode};
+    /// use pyro_sdk::SdkError;
+    /// let body = ErrorBody::new(ErrorCode::UnknownWorkspace, "workspace x does not exist")
+    ///     .with_hint("list workspaces with `pyro workspace list`");
+    /// assert_eq!(SdkError::Api(body).hint().as_deref(), Some("list workspaces with `pyro workspace list`"));
+    /// let err = SdkError::StreamEnded { path: "/v1/run".into() };
+    /// assert!(err.hint().unwrap_or_default().contains("pyro supervisor status"));
+    /// ```
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::Api(body) => body.hint.clone(),
+            Self::InvalidRequest { .. } => Some(
+                "the request was not sent: fix the field the message names (the request types in pyro_sdk::api document each field's limits)"
+                    .to_owned(),
+            ),
             Self::SupervisorNotFound { .. } => Some(
                 "install pyro with scripts/setup, or set PYRO_SUPERVISOR_BIN to the pyro-supervisor binary"
                     .to_owned(),
             ),
             Self::StartFailed { log, .. } => Some(format!("see the supervisor log at {}", log.display())),
+            Self::StopTimeout { pid, log, .. } => Some(format!(
+                "it may be stuck stopping a VM; see its log at {}. `kill -9 {pid}` ends it at once (the next supervisor cleans up after it)",
+                log.display()
+            )),
             Self::VersionMismatch { .. } => Some(
                 "stop the old supervisor with `pyro supervisor stop` (this stops its VMs) and retry".to_owned(),
             ),
@@ -123,7 +195,22 @@ impl SdkError {
         }
     }
 
-    /// The error as the API's error body (code, chain, hint).
+    /// The error as the API's error body (code, chain, hint), as the CLI
+    /// prints it with `--json`.
+    ///
+    /// ```
+    /// use pyro_sdk::api::ErrorCode;
+    /// use pyro_sdk::SdkError;
+    /// let err = SdkError::Connect {
+    ///     socket: "/run/user/1000/pyro/supervisor.sock".into(),
+    ///     source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+    /// };
+    /// let body = err.to_body();
+    /// assert_eq!(body.code, ErrorCode::SupervisorUnavailable);
+    /// assert_eq!(body.messages.len(), 2);
+    /// assert!(body.chain().starts_with("cannot reach the pyro supervisor at /run/user/1000/pyro/supervisor.sock: "));
+    /// assert_eq!(body.hint, err.hint());
+    /// ```
     pub fn to_body(&self) -> ErrorBody {
         match self {
             Self::Api(body) => body.clone(),

@@ -20,17 +20,20 @@
 //!
 //! - [`api`]: request, response and event types (the wire contract).
 //! - [`Client`]: the client, in `client/` (transport and supervisor start).
-//! - [`PyroPaths`]: where state lives.
+//! - [`PyroPaths`]: where state lives; [`SupervisorPidFile`]: which
+//!   supervisor holds it.
 //! - [`SdkError`]: errors with stable codes.
 
 pub mod api;
 mod client;
 mod error;
 mod paths;
+mod pidfile;
 
-pub use client::{Client, ConnectOptions, EventStream, ExecOutput, RunOutput};
+pub use client::{Client, ConnectOptions, EventStream, ExecOutput, RunOutput, Stopped};
 pub use error::SdkError;
 pub use paths::{PathsError, PyroPaths};
+pub use pidfile::{SupervisorPhase, SupervisorPidFile};
 
 /// This build's version; client and supervisor must match.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -32,6 +32,12 @@ pub struct PathsError {
 
 impl PyroPaths {
     /// Resolves the directories from the process environment.
+    ///
+    /// ```
+    /// let paths = pyro_sdk::PyroPaths::from_env()?;
+    /// assert!(paths.socket().starts_with(&paths.runtime_dir));
+    /// # Ok::<(), pyro_sdk::PathsError>(())
+    /// ```
     pub fn from_env() -> Result<Self, PathsError> {
         Self::from_lookup(|name| {
             std::env::var_os(name)
@@ -41,6 +47,19 @@ impl PyroPaths {
     }
 
     /// Resolves the directories with `lookup` standing in for the environment.
+    ///
+    /// ```
+    /// use std::path::{Path, PathBuf};
+    /// let paths = pyro_sdk::PyroPaths::from_lookup(|name| match name {
+    ///     "HOME" => Some(PathBuf::from("/home/u")),
+    ///     "PYRO_HOME" => Some(PathBuf::from("/srv/pyro")),
+    ///     _ => None,
+    /// })?;
+    /// assert_eq!(paths.data_dir, Path::new("/srv/pyro"));
+    /// assert_eq!(paths.cache_dir, Path::new("/home/u/.cache/pyro"));
+    /// assert_eq!(paths.socket(), Path::new("/srv/pyro/run/supervisor.sock"));
+    /// # Ok::<(), pyro_sdk::PathsError>(())
+    /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<PathBuf>) -> Result<Self, PathsError> {
         let home = lookup("HOME");
         let pyro_home = lookup("PYRO_HOME");
@@ -75,6 +94,12 @@ impl PyroPaths {
     }
 
     /// Explicit directories (tests, embedding).
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// let paths = pyro_sdk::PyroPaths::new(Path::new("/d"), Path::new("/c"), Path::new("/r"));
+    /// assert_eq!(paths.cache_dir, Path::new("/c"));
+    /// ```
     pub fn new(data_dir: &Path, cache_dir: &Path, runtime_dir: &Path) -> Self {
         Self {
             data_dir: data_dir.to_owned(),
@@ -84,16 +109,45 @@ impl PyroPaths {
     }
 
     /// The supervisor's API socket.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// let paths = pyro_sdk::PyroPaths::new(Path::new("/d"), Path::new("/c"), Path::new("/r"));
+    /// assert_eq!(paths.socket(), Path::new("/r/supervisor.sock"));
+    /// ```
     pub fn socket(&self) -> PathBuf {
         self.runtime_dir.join("supervisor.sock")
     }
 
     /// The lock the running supervisor holds, so only one runs per state.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// let paths = pyro_sdk::PyroPaths::new(Path::new("/d"), Path::new("/c"), Path::new("/r"));
+    /// assert_eq!(paths.supervisor_lock(), Path::new("/r/supervisor.lock"));
+    /// ```
     pub fn supervisor_lock(&self) -> PathBuf {
         self.runtime_dir.join("supervisor.lock")
     }
 
+    /// The running supervisor's pid file (see [`crate::SupervisorPidFile`]).
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// let paths = pyro_sdk::PyroPaths::new(Path::new("/d"), Path::new("/c"), Path::new("/r"));
+    /// assert_eq!(paths.supervisor_pid_file(), Path::new("/r/supervisor.pid"));
+    /// ```
+    pub fn supervisor_pid_file(&self) -> PathBuf {
+        self.runtime_dir.join("supervisor.pid")
+    }
+
     /// The supervisor's log file.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// let paths = pyro_sdk::PyroPaths::new(Path::new("/d"), Path::new("/c"), Path::new("/r"));
+    /// assert_eq!(paths.supervisor_log(), Path::new("/d/logs/supervisor.log"));
+    /// ```
     pub fn supervisor_log(&self) -> PathBuf {
         self.data_dir.join("logs").join("supervisor.log")
     }

@@ -14,6 +14,13 @@ pub enum CommandSpec {
 
 impl CommandSpec {
     /// The command as one shell-quoted line, for records and summaries.
+    ///
+    /// ```
+    /// use pyro_sdk::api::CommandSpec;
+    /// let argv = CommandSpec::Argv(vec!["sh".into(), "-c".into(), "echo hi".into()]);
+    /// assert_eq!(argv.display(), "sh -c 'echo hi'");
+    /// assert_eq!(CommandSpec::Shell("make test".into()).display(), "make test");
+    /// ```
     pub fn display(&self) -> String {
         match self {
             Self::Argv(argv) => {
@@ -24,6 +31,12 @@ impl CommandSpec {
     }
 
     /// Rejects an empty command.
+    ///
+    /// ```
+    /// use pyro_sdk::api::CommandSpec;
+    /// assert!(CommandSpec::Argv(vec!["true".into()]).validate().is_ok());
+    /// assert!(CommandSpec::Shell("  ".into()).validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<(), String> {
         let empty = match self {
             Self::Argv(argv) => argv.first().is_none_or(|a| a.is_empty()),
@@ -61,6 +74,15 @@ pub mod limits {
     pub const DEFAULT_TTL_SECONDS: u64 = 600;
 
     /// Checks `value` against `range`, naming the field in the error.
+    ///
+    /// ```
+    /// use pyro_sdk::api::limits;
+    /// assert!(limits::check("mem_mib", 2048u32, &limits::MEM_MIB).is_ok());
+    /// assert_eq!(
+    ///     limits::check("vcpu_count", 9u8, &limits::VCPU).unwrap_err(),
+    ///     "vcpu_count must be between 1 and 8 (got 9)"
+    /// );
+    /// ```
     pub fn check<T: PartialOrd + std::fmt::Display + Copy>(
         field: &str,
         value: T,

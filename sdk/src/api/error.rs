@@ -40,6 +40,12 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The snake_case name, as on the wire.
+    ///
+    /// ```
+    /// use pyro_sdk::api::ErrorCode;
+    /// assert_eq!(ErrorCode::UnknownWorkspace.as_str(), "unknown_workspace");
+    /// assert_eq!(ErrorCode::InvalidArgument.to_string(), "invalid_argument");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidArgument => "invalid_argument",
@@ -87,6 +93,13 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     /// An error with a single message.
+    ///
+    /// ```
+    /// use pyro_sdk::api::{ErrorBody, ErrorCode};
+    /// let body = ErrorBody::new(ErrorCode::Conflict, "workspace 0123456789ab is stopped");
+    /// assert_eq!(body.messages, [body.message.clone()]);
+    /// assert!(body.hint.is_none());
+    /// ```
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         let message = message.into();
         Self {
@@ -99,6 +112,13 @@ impl ErrorBody {
     }
 
     /// Adds a hint.
+    ///
+    /// ```
+    /// use pyro_sdk::api::{ErrorBody, ErrorCode};
+    /// let body = ErrorBody::new(ErrorCode::Conflict, "workspace 0123456789ab is stopped")
+    ///     .with_hint("start it with `pyro workspace start 0123456789ab`");
+    /// assert_eq!(body.hint.as_deref(), Some("start it with `pyro workspace start 0123456789ab`"));
+    /// ```
     #[must_use]
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -106,6 +126,14 @@ impl ErrorBody {
     }
 
     /// Builds the body from an error and its `source()` chain.
+    ///
+    /// ```
+    /// use pyro_sdk::api::{ErrorBody, ErrorCode};
+    /// let err = std::io::Error::new(std::io::ErrorKind::NotFound, "qemu-system-x86_64 not found");
+    /// let body = ErrorBody::from_error(ErrorCode::BackendUnavailable, &err);
+    /// assert_eq!(body.message, "qemu-system-x86_64 not found");
+    /// assert_eq!(body.code.as_str(), "backend_unavailable");
+    /// ```
     pub fn from_error(code: ErrorCode, err: &(dyn std::error::Error + 'static)) -> Self {
         let mut messages = Vec::new();
         let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
@@ -126,6 +154,13 @@ impl ErrorBody {
     }
 
     /// The chain joined as one line: `outer: cause: root cause`.
+    ///
+    /// ```
+    /// use pyro_sdk::api::{ErrorBody, ErrorCode};
+    /// let mut body = ErrorBody::new(ErrorCode::VmBootFailed, "starting vm abc failed");
+    /// body.messages.push("qemu exited with status 1".into());
+    /// assert_eq!(body.chain(), "starting vm abc failed: qemu exited with status 1");
+    /// ```
     pub fn chain(&self) -> String {
         self.messages.join(": ")
     }

@@ -43,6 +43,13 @@ fn default_ttl() -> u64 {
 
 impl RunRequest {
     /// A request with every default.
+    ///
+    /// ```
+    /// use pyro_sdk::api::{limits, CommandSpec, RunRequest};
+    /// let request = RunRequest::new("debian:12", CommandSpec::Shell("uname -a".into()));
+    /// assert_eq!(request.timeout_seconds, limits::DEFAULT_TIMEOUT_SECONDS);
+    /// assert_eq!(request.vcpu_count, limits::DEFAULT_VCPU);
+    /// ```
     pub fn new(environment: impl Into<String>, command: CommandSpec) -> Self {
         Self {
             environment: environment.into(),
@@ -55,6 +62,14 @@ impl RunRequest {
     }
 
     /// Checks every field; the message names the bad one.
+    ///
+    /// ```
+    /// use pyro_sdk::api::{CommandSpec, RunRequest};
+    /// let mut request = RunRequest::new("debian:12", CommandSpec::Shell("true".into()));
+    /// assert!(request.validate().is_ok());
+    /// request.mem_mib = 64;
+    /// assert!(request.validate().unwrap_err().starts_with("mem_mib"));
+    /// ```
     pub fn validate(&self) -> Result<(), String> {
         if self.environment.trim().is_empty() {
             return Err("environment must not be empty".to_owned());
@@ -85,6 +100,10 @@ pub enum RunPhase {
 
 impl RunPhase {
     /// The lowercase name.
+    ///
+    /// ```
+    /// assert_eq!(pyro_sdk::api::RunPhase::Execute.as_str(), "execute");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Create => "create",
@@ -115,6 +134,12 @@ pub struct OutputChunk {
 
 impl OutputChunk {
     /// Wraps raw bytes.
+    ///
+    /// ```
+    /// use pyro_sdk::api::{OutputChunk, StreamName};
+    /// let chunk = OutputChunk::new(StreamName::Stdout, b"hi\n");
+    /// assert_eq!(chunk.data_base64, "aGkK");
+    /// ```
     pub fn new(stream: StreamName, data: &[u8]) -> Self {
         Self {
             stream,
@@ -123,6 +148,15 @@ impl OutputChunk {
     }
 
     /// The raw bytes.
+    ///
+    /// ```
+    /// use pyro_sdk::api::{OutputChunk, StreamName};
+    /// let chunk = OutputChunk::new(StreamName::Stderr, &[0xff, b'x']);
+    /// assert_eq!(chunk.bytes()?, [0xff, b'x']);
+    /// let bad = OutputChunk { stream: StreamName::Stdout, data_base64: "not base64!".into() };
+    /// assert!(bad.bytes().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
         base64::engine::general_purpose::STANDARD.decode(&self.data_base64)
     }

@@ -55,6 +55,14 @@ impl std::fmt::Debug for SecretSpec {
 }
 
 /// Checks a list of secrets: names, one source each, sizes, no duplicates.
+///
+/// ```
+/// use pyro_sdk::api::session::{validate_secrets, SecretSpec};
+/// let token = SecretSpec { name: "API_TOKEN".into(), value: Some("s3cret".into()), file_path: None };
+/// let key = SecretSpec { name: "SSH_KEY".into(), value: None, file_path: Some("./id_ed25519".into()) };
+/// assert!(validate_secrets(&[token.clone(), key]).is_ok());
+/// assert_eq!(validate_secrets(&[token.clone(), token]).unwrap_err(), "secret API_TOKEN is given twice");
+/// ```
 pub fn validate_secrets(secrets: &[SecretSpec]) -> Result<(), String> {
     let mut seen = std::collections::BTreeSet::new();
     for secret in secrets {
@@ -94,6 +102,15 @@ pub fn validate_secrets(secrets: &[SecretSpec]) -> Result<(), String> {
 
 /// Checks a secret-to-environment mapping (names only; the supervisor checks
 /// the secrets exist).
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use pyro_sdk::api::session::validate_secret_env;
+/// let mut mapping = BTreeMap::from([("API_TOKEN".to_owned(), "TOKEN".to_owned())]);
+/// assert!(validate_secret_env(&mapping).is_ok());
+/// mapping.insert("API_TOKEN2".into(), "NOT-A-NAME".into());
+/// assert!(validate_secret_env(&mapping).is_err());
+/// ```
 pub fn validate_secret_env(mapping: &BTreeMap<String, String>) -> Result<(), String> {
     for (secret, env) in mapping {
         if !is_env_name(secret) {
@@ -146,6 +163,13 @@ impl Default for ShellOpenRequest {
 
 impl ShellOpenRequest {
     /// Checks every field.
+    ///
+    /// ```
+    /// use pyro_sdk::api::session::ShellOpenRequest;
+    /// assert!(ShellOpenRequest::default().validate().is_ok());
+    /// let tiny = ShellOpenRequest { cols: 2, ..Default::default() };
+    /// assert!(tiny.validate().unwrap_err().contains("out of range"));
+    /// ```
     pub fn validate(&self) -> Result<(), String> {
         check_size(self.cols, self.rows)?;
         validate_secret_env(&self.secret_env)
@@ -237,6 +261,14 @@ impl Default for ShellReadRequest {
 
 impl ShellReadRequest {
     /// Checks every field.
+    ///
+    /// ```
+    /// use pyro_sdk::api::session::ShellReadRequest;
+    /// let request = ShellReadRequest { wait_for_idle_ms: Some(300), ..Default::default() };
+    /// assert!(request.validate().is_ok());
+    /// let request = ShellReadRequest { wait_for_idle_ms: Some(60_000), ..Default::default() };
+    /// assert!(request.validate().unwrap_err().starts_with("wait_for_idle_ms"));
+    /// ```
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=16 * 1024 * 1024).contains(&self.max_chars) {
             return Err("max_chars must be between 1 and 16777216".to_owned());
@@ -328,6 +360,12 @@ pub struct ShellResizeRequest {
 
 impl ShellResizeRequest {
     /// Checks the size.
+    ///
+    /// ```
+    /// use pyro_sdk::api::session::ShellResizeRequest;
+    /// assert!(ShellResizeRequest { cols: 200, rows: 50 }.validate().is_ok());
+    /// assert!(ShellResizeRequest { cols: 200, rows: 0 }.validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<(), String> {
         check_size(self.cols, self.rows)
     }
@@ -348,6 +386,10 @@ pub enum RestartPolicy {
 
 impl RestartPolicy {
     /// The kebab-case name.
+    ///
+    /// ```
+    /// assert_eq!(pyro_sdk::api::session::RestartPolicy::OnFailure.as_str(), "on-failure");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::No => "no",
@@ -406,6 +448,14 @@ fn default_ready_interval() -> u64 {
 
 impl ServiceStartRequest {
     /// A request with every default.
+    ///
+    /// ```
+    /// use pyro_sdk::api::session::{RestartPolicy, ServiceStartRequest};
+    /// use pyro_sdk::api::CommandSpec;
+    /// let request = ServiceStartRequest::new("web", CommandSpec::Shell("python3 -m http.server 8080".into()));
+    /// assert_eq!(request.restart, RestartPolicy::No);
+    /// assert!(request.readiness().is_none());
+    /// ```
     pub fn new(name: impl Into<String>, command: CommandSpec) -> Self {
         Self {
             name: name.into(),
@@ -424,6 +474,16 @@ impl ServiceStartRequest {
     }
 
     /// Checks every field; more than one readiness type is an error.
+    ///
+    /// ```
+    /// use pyro_sdk::api::session::ServiceStartRequest;
+    /// use pyro_sdk::api::CommandSpec;
+    /// let mut request = ServiceStartRequest::new("web", CommandSpec::Shell("python3 -m http.server 8080".into()));
+    /// request.ready_tcp = Some("127.0.0.1:8080".into());
+    /// assert!(request.validate().is_ok());
+    /// request.ready_file = Some(".ready".into());
+    /// assert!(request.validate().unwrap_err().contains("at most one"));
+    /// ```
     pub fn validate(&self) -> Result<(), String> {
         if !is_simple_name(&self.name) {
             return Err(format!(
@@ -493,6 +553,14 @@ impl ServiceStartRequest {
     }
 
     /// The readiness check, as `(type, target)`.
+    ///
+    /// ```
+    /// use pyro_sdk::api::session::ServiceStartRequest;
+    /// use pyro_sdk::api::CommandSpec;
+    /// let mut request = ServiceStartRequest::new("web", CommandSpec::Shell("python3 -m http.server 8080".into()));
+    /// request.ready_http = Some("http://127.0.0.1:8080/".into());
+    /// assert_eq!(request.readiness(), Some(("http", "http://127.0.0.1:8080/")));
+    /// ```
     pub fn readiness(&self) -> Option<(&'static str, &str)> {
         [
             ("file", &self.ready_file),

@@ -84,6 +84,10 @@ pub enum WorkspaceState {
 
 impl WorkspaceState {
     /// The snake_case name.
+    ///
+    /// ```
+    /// assert_eq!(pyro_sdk::api::workspace::WorkspaceState::Started.as_str(), "started");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Creating => "creating",
@@ -112,6 +116,11 @@ pub enum FailurePolicy {
 
 impl FailurePolicy {
     /// The snake_case name.
+    ///
+    /// ```
+    /// use pyro_sdk::api::workspace::FailurePolicy;
+    /// assert_eq!(FailurePolicy::default().as_str(), "restart");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Restart => "restart",
@@ -172,6 +181,14 @@ fn default_ttl() -> u64 {
 
 impl CreateWorkspaceRequest {
     /// A request with every default.
+    ///
+    /// ```
+    /// use pyro_sdk::api::workspace::{CreateWorkspaceRequest, DEFAULT_DISK_MIB};
+    /// let mut request = CreateWorkspaceRequest::new("debian:12");
+    /// request.seed_path = Some("./repo".into());
+    /// assert_eq!(request.disk_mib, DEFAULT_DISK_MIB);
+    /// assert!(request.secrets.is_empty());
+    /// ```
     pub fn new(environment: impl Into<String>) -> Self {
         Self {
             environment: environment.into(),
@@ -188,6 +205,15 @@ impl CreateWorkspaceRequest {
     }
 
     /// Checks every field; the message names the bad one.
+    ///
+    /// ```
+    /// use pyro_sdk::api::workspace::CreateWorkspaceRequest;
+    /// let mut request = CreateWorkspaceRequest::new("debian:12");
+    /// request.labels.insert("team".into(), "infra".into());
+    /// assert!(request.validate().is_ok());
+    /// request.vcpu_count = 0;
+    /// assert_eq!(request.validate().unwrap_err(), "vcpu_count must be between 1 and 8 (got 0)");
+    /// ```
     pub fn validate(&self) -> Result<(), String> {
         if self.environment.trim().is_empty() {
             return Err("environment must not be empty".to_owned());
@@ -207,6 +233,12 @@ impl CreateWorkspaceRequest {
 }
 
 /// Checks a workspace name.
+///
+/// ```
+/// use pyro_sdk::api::workspace::validate_name;
+/// assert!(validate_name("fix the flaky test").is_ok());
+/// assert!(validate_name("two\nlines").is_err());
+/// ```
 pub fn validate_name(name: &str) -> Result<(), String> {
     let trimmed = name.trim();
     if trimmed.is_empty() {
@@ -219,6 +251,12 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 }
 
 /// Checks a label key and value.
+///
+/// ```
+/// use pyro_sdk::api::workspace::validate_label;
+/// assert!(validate_label("team", "infra").is_ok());
+/// assert!(validate_label("bad key", "infra").unwrap_err().contains("label key"));
+/// ```
 pub fn validate_label(key: &str, value: &str) -> Result<(), String> {
     if !is_simple_name(key) {
         return Err(format!(
@@ -234,6 +272,12 @@ pub fn validate_label(key: &str, value: &str) -> Result<(), String> {
 }
 
 /// `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`: label keys, snapshot and service names.
+///
+/// ```
+/// use pyro_sdk::api::workspace::is_simple_name;
+/// assert!(is_simple_name("checkpoint-1.a_b"));
+/// assert!(!is_simple_name("-leading-dash"));
+/// ```
 pub fn is_simple_name(name: &str) -> bool {
     let mut chars = name.chars();
     let Some(first) = chars.next() else {
@@ -394,6 +438,13 @@ pub struct UpdateWorkspaceRequest {
 
 impl UpdateWorkspaceRequest {
     /// Checks every field, and that something is asked for.
+    ///
+    /// ```
+    /// use pyro_sdk::api::workspace::UpdateWorkspaceRequest;
+    /// assert!(UpdateWorkspaceRequest::default().validate().unwrap_err().starts_with("nothing to update"));
+    /// let request = UpdateWorkspaceRequest { ttl_seconds: Some(3600), ..Default::default() };
+    /// assert!(request.validate().is_ok());
+    /// ```
     pub fn validate(&self) -> Result<(), String> {
         if self.name.is_none()
             && !self.clear_name
@@ -445,6 +496,14 @@ fn default_timeout() -> u64 {
 
 impl ExecRequest {
     /// A request with every default.
+    ///
+    /// ```
+    /// use pyro_sdk::api::workspace::ExecRequest;
+    /// use pyro_sdk::api::{limits, CommandSpec};
+    /// let mut request = ExecRequest::new(CommandSpec::Shell("make test".into()));
+    /// request.cwd = Some("src".into());
+    /// assert_eq!(request.timeout_seconds, limits::DEFAULT_TIMEOUT_SECONDS);
+    /// ```
     pub fn new(command: CommandSpec) -> Self {
         Self {
             command,
@@ -456,6 +515,16 @@ impl ExecRequest {
     }
 
     /// Checks every field.
+    ///
+    /// ```
+    /// use pyro_sdk::api::workspace::ExecRequest;
+    /// use pyro_sdk::api::CommandSpec;
+    /// let mut request = ExecRequest::new(CommandSpec::Argv(vec!["make".into(), "test".into()]));
+    /// request.env.insert("RUST_LOG".into(), "debug".into());
+    /// assert!(request.validate().is_ok());
+    /// request.env.insert("NOT-A-NAME".into(), "x".into());
+    /// assert!(request.validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<(), String> {
         self.command.validate()?;
         limits::check(
@@ -475,6 +544,12 @@ impl ExecRequest {
 }
 
 /// `^[A-Za-z_][A-Za-z0-9_]{0,63}$`: environment variable and secret names.
+///
+/// ```
+/// use pyro_sdk::api::workspace::is_env_name;
+/// assert!(is_env_name("API_TOKEN"));
+/// assert!(!is_env_name("1TOKEN"));
+/// ```
 pub fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     let Some(first) = chars.next() else {

@@ -6,6 +6,7 @@
 
 mod session;
 mod spawn;
+mod stop;
 mod transport;
 mod workspace;
 
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use hyper::Method;
 use serde::Serialize;
 
+pub use stop::Stopped;
 pub use transport::EventStream;
 pub use workspace::ExecOutput;
 
@@ -37,6 +39,12 @@ pub struct ConnectOptions {
 
 impl ConnectOptions {
     /// Options from the process environment (`PYRO_HOME` and friends).
+    ///
+    /// ```no_run
+    /// let mut options = pyro_sdk::ConnectOptions::from_env()?;
+    /// options.autostart = false; // fail instead of starting a supervisor
+    /// # Ok::<(), pyro_sdk::SdkError>(())
+    /// ```
     pub fn from_env() -> Result<Self, SdkError> {
         Ok(Self {
             paths: PyroPaths::from_env()?,
@@ -105,11 +113,23 @@ impl Client {
     }
 
     /// The socket this client talks to.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: pyro_sdk::Client) {
+    /// println!("talking to {}", client.socket().display());
+    /// # }
+    /// ```
     pub fn socket(&self) -> &Path {
         &self.socket
     }
 
     /// The state directories.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: pyro_sdk::Client) {
+    /// println!("supervisor log: {}", client.paths().supervisor_log().display());
+    /// # }
+    /// ```
     pub fn paths(&self) -> &PyroPaths {
         &self.paths
     }
@@ -258,7 +278,8 @@ impl Client {
         })
     }
 
-    /// Asks the supervisor to stop its VMs and exit.
+    /// Asks the supervisor to stop its VMs and exit, and returns at once
+    /// (see [`Client::stop_supervisor`] to wait until it is gone).
     ///
     /// ```no_run
     /// # async fn demo(client: pyro_sdk::Client) -> Result<(), pyro_sdk::SdkError> {
@@ -268,6 +289,75 @@ impl Client {
     pub async fn shutdown(&self) -> Result<(), SdkError> {
         let _: serde_json::Value = self.post("/v1/shutdown", &serde_json::json!({})).await?;
         Ok(())
+    }
+
+    /// Stops the supervisor and waits, at most `within`, until its process
+    /// has exited (having stopped every VM and removed its socket and pid
+    /// file). `waiting` hears the pid and the time waited now and then
+    /// while it takes long (after 2 s, then every 5 s).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: pyro_sdk::Client) -> Result<(), pyro_sdk::SdkError> {
+    /// use std::time::Duration;
+    /// let stopped = client
+    ///     .stop_supervisor(Duration::from_secs(60), |pid, waited| {
+    ///         eprintln!("waiting for supervisor {pid} ({}s)", waited.as_secs());
+    ///     })
+    ///     .await?;
+    /// println!("supervisor {} exited after {:?}", stopped.pid, stopped.waited);
+    /// # Ok(()) }
+    /// ```
+    pub async fn stop_supervisor(
+        &self,
+        within: std::time::Duration,
+        waiting: impl FnMut(u32, std::time::Duration),
+    ) -> Result<Stopped, SdkError> {
+        let pid = self.health().await?.pid;
+        let watch = stop::ProcessWatch::open(pid);
+        let started = std::time::Instant::now();
+        if let Err(err) = self.shutdown().await {
+            // It may have gone before it could answer; that is what we want.
+            if !watch.exited() {
+                return Err(err);
+            }
+        }
+        stop::wait_for_exit(&watch, pid, started, within, &self.paths, waiting).await
+    }
+
+    /// Waits, at most `within`, for a supervisor that is shutting down (its
+    /// socket already gone) to exit; `None` if none is shutting down.
+    /// `waiting` is called as for [`Client::stop_supervisor`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), pyro_sdk::SdkError> {
+    /// let paths = pyro_sdk::PyroPaths::from_env()?;
+    /// let gone = pyro_sdk::Client::await_stopping_supervisor(
+    ///     &paths,
+    ///     std::time::Duration::from_secs(60),
+    ///     |_, _| {},
+    /// )
+    /// .await?;
+    /// println!("{}", if gone.is_some() { "it has exited" } else { "none was stopping" });
+    /// # Ok(()) }
+    /// ```
+    pub async fn await_stopping_supervisor(
+        paths: &PyroPaths,
+        within: std::time::Duration,
+        waiting: impl FnMut(u32, std::time::Duration),
+    ) -> Result<Option<Stopped>, SdkError> {
+        let Some(holder) = crate::SupervisorPidFile::read(&paths.supervisor_pid_file())
+            .filter(|holder| holder.phase == crate::SupervisorPhase::Stopping)
+        else {
+            return Ok(None);
+        };
+        let watch = stop::ProcessWatch::open(holder.pid);
+        if watch.exited() {
+            return Ok(None);
+        }
+        let started = std::time::Instant::now();
+        stop::wait_for_exit(&watch, holder.pid, started, within, paths, waiting)
+            .await
+            .map(Some)
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, SdkError> {

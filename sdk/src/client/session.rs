@@ -4,8 +4,8 @@
 //!
 //! Requests are checked with their `validate` before anything is sent (more
 //! than one readiness check, a bad terminal size, a bad secret mapping...),
-//! and refused with an `invalid_argument` error, the same one the supervisor
-//! would give.
+//! and refused with [`SdkError::InvalidRequest`], whose code is
+//! `invalid_argument`, the one the supervisor would give.
 //!
 //! No call has a client-side timeout: [`Client::start_service`] answers only
 //! once the service is ready, failed, or ran out of its
@@ -21,7 +21,6 @@ use crate::api::session::{
     ServiceStartRequest, ShellInfo, ShellList, ShellOpenRequest, ShellReadRequest, ShellReadResult,
     ShellResizeRequest, ShellSignalRequest, ShellWriteRequest,
 };
-use crate::api::{ErrorBody, ErrorCode};
 use crate::error::SdkError;
 
 impl Client {
@@ -41,7 +40,7 @@ impl Client {
         workspace_id: &str,
         request: &ShellOpenRequest,
     ) -> Result<ShellInfo, SdkError> {
-        request.validate().map_err(invalid)?;
+        request.validate().map_err(SdkError::invalid_request)?;
         self.post(&session_path(workspace_id, "/shells"), request)
             .await
     }
@@ -77,7 +76,7 @@ impl Client {
         shell_id: &str,
         request: &ShellReadRequest,
     ) -> Result<ShellReadResult, SdkError> {
-        request.validate().map_err(invalid)?;
+        request.validate().map_err(SdkError::invalid_request)?;
         self.post(&shell_path(workspace_id, shell_id, "/read"), request)
             .await
     }
@@ -137,7 +136,7 @@ impl Client {
         shell_id: &str,
         request: &ShellResizeRequest,
     ) -> Result<ShellInfo, SdkError> {
-        request.validate().map_err(invalid)?;
+        request.validate().map_err(SdkError::invalid_request)?;
         self.post(&shell_path(workspace_id, shell_id, "/resize"), request)
             .await
     }
@@ -183,7 +182,7 @@ impl Client {
         workspace_id: &str,
         request: &ServiceStartRequest,
     ) -> Result<ServiceInfo, SdkError> {
-        request.validate().map_err(invalid)?;
+        request.validate().map_err(SdkError::invalid_request)?;
         self.post(&session_path(workspace_id, "/services"), request)
             .await
     }
@@ -303,11 +302,6 @@ impl Client {
     }
 }
 
-/// A request refused before it was sent.
-fn invalid(message: String) -> SdkError {
-    SdkError::Api(ErrorBody::new(ErrorCode::InvalidArgument, message))
-}
-
 /// `/v1/workspaces/{id}{suffix}`, with the id percent-encoded.
 fn session_path(workspace_id: &str, suffix: &str) -> String {
     format!(
@@ -342,7 +336,7 @@ mod tests {
 
     use super::*;
     use crate::api::session::*;
-    use crate::api::{CommandSpec, OutputChunk, StreamName};
+    use crate::api::{CommandSpec, ErrorBody, ErrorCode, OutputChunk, StreamName};
 
     #[test]
     fn paths_encode_every_segment() {
@@ -744,7 +738,10 @@ mod tests {
         ];
         for result in checks {
             match result {
-                Err(SdkError::Api(body)) => assert_eq!(body.code, ErrorCode::InvalidArgument),
+                Err(err @ SdkError::InvalidRequest { .. }) => {
+                    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+                    assert!(err.hint().is_some_and(|h| h.contains("not sent")));
+                }
                 other => panic!("{other:?}"),
             }
         }

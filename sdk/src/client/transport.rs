@@ -141,7 +141,24 @@ pub struct EventStream<T> {
 }
 
 impl<T: DeserializeOwned> EventStream<T> {
-    /// The next event, or `None` when the stream has ended.
+    /// The next event, or `None` when the stream has ended. A line that
+    /// does not parse is an error ([`SdkError::BadResponse`]) and the
+    /// stream goes on with the next line; a broken connection is an error
+    /// and then the end.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: pyro_sdk::Client) -> Result<(), pyro_sdk::SdkError> {
+    /// use pyro_sdk::api::workspace::{ExecEvent, ExecRequest};
+    /// use pyro_sdk::api::CommandSpec;
+    /// let request = ExecRequest::new(CommandSpec::Shell("for i in 1 2 3; do echo $i; sleep 1; done".into()));
+    /// let mut events = client.exec_workspace("0123456789ab", &request).await?;
+    /// while let Some(event) = events.next().await {
+    ///     if let ExecEvent::Output(chunk) = event? {
+    ///         print!("{}", String::from_utf8_lossy(&chunk.bytes().unwrap_or_default()));
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn next(&mut self) -> Option<Result<T, SdkError>> {
         loop {
             if let Some(pos) = self.buffer.iter().position(|&b| b == b'\n') {
@@ -189,6 +206,13 @@ impl<T: DeserializeOwned> EventStream<T> {
     }
 
     /// The API path this stream answers.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: pyro_sdk::Client) -> Result<(), pyro_sdk::SdkError> {
+    /// let events = client.pull_environment("debian:12").await?;
+    /// assert_eq!(events.path(), "/v1/environments/pull");
+    /// # Ok(()) }
+    /// ```
     pub fn path(&self) -> &str {
         &self.path
     }

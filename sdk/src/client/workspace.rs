@@ -2,10 +2,15 @@
 //! [`crate::api::workspace`], plus collecting variants of the two streaming
 //! ones ([`Client::create_workspace_collect`], [`Client::exec_workspace_collect`]).
 //!
-//! Host paths in requests (`seed_path`, `source_path`, `output_path`) are
-//! read and written by the supervisor, whose working directory is not the
-//! caller's, so relative ones are made absolute against this process's
-//! working directory before they are sent.
+//! Host paths in requests (`seed_path`, `secrets[].file_path`,
+//! `source_path`, `output_path`) are read and written by the supervisor,
+//! whose working directory is not the caller's (it refuses relative ones),
+//! so relative ones are made absolute against this process's working
+//! directory before they are sent, as the CLI does.
+//!
+//! Requests with a `validate` (create, update, exec) are checked before
+//! anything is sent and refused with [`SdkError::InvalidRequest`]
+//! (`invalid_argument`, the code the supervisor would answer with).
 
 use std::path::Path;
 
@@ -63,9 +68,8 @@ impl Client {
         &self,
         request: &CreateWorkspaceRequest,
     ) -> Result<EventStream<CreateEvent>, SdkError> {
-        let mut request = request.clone();
-        request.seed_path = request.seed_path.as_deref().map(absolute_host_path);
-        transport::stream(&self.socket, WORKSPACES, &request).await
+        request.validate().map_err(SdkError::invalid_request)?;
+        transport::stream(&self.socket, WORKSPACES, &absolute_create(request)).await
     }
 
     /// Creates a workspace and waits until it is started (or failed),
@@ -139,6 +143,7 @@ impl Client {
         workspace_id: &str,
         request: &UpdateWorkspaceRequest,
     ) -> Result<WorkspaceInfo, SdkError> {
+        request.validate().map_err(SdkError::invalid_request)?;
         self.post(&workspace_path(workspace_id, "/update"), request)
             .await
     }
@@ -192,6 +197,7 @@ impl Client {
         workspace_id: &str,
         request: &ExecRequest,
     ) -> Result<EventStream<ExecEvent>, SdkError> {
+        request.validate().map_err(SdkError::invalid_request)?;
         transport::stream(
             &self.socket,
             &workspace_path(workspace_id, "/exec"),
@@ -561,8 +567,20 @@ fn workspace_path(workspace_id: &str, suffix: &str) -> String {
     format!("{WORKSPACES}/{}{suffix}", transport::segment(workspace_id))
 }
 
+/// `request` with its host paths (seed, secret files) made absolute.
+fn absolute_create(request: &CreateWorkspaceRequest) -> CreateWorkspaceRequest {
+    let mut request = request.clone();
+    request.seed_path = request.seed_path.as_deref().map(absolute_host_path);
+    for secret in &mut request.secrets {
+        secret.file_path = secret.file_path.as_deref().map(absolute_host_path);
+    }
+    request
+}
+
 /// `path` made absolute against this process's working directory (kept as
 /// given when that is impossible, so the supervisor reports the problem).
+/// Lexical only (`..` is kept, symlinks are not resolved), like
+/// [`std::path::absolute`].
 fn absolute_host_path(path: &str) -> String {
     if path.is_empty() {
         return String::new();
@@ -601,6 +619,114 @@ mod tests {
         );
         assert_eq!(absolute_host_path("/tmp/x.tar"), "/tmp/x.tar");
         assert_eq!(absolute_host_path(""), "");
+    }
+
+    #[test]
+    fn create_makes_seed_and_secret_files_absolute() {
+        use crate::api::session::SecretSpec;
+        let cwd = std::env::current_dir().unwrap();
+        let mut request = CreateWorkspaceRequest::new("debian:12");
+        request.seed_path = Some("repo.tar.gz".into());
+        request.secrets = vec![
+            SecretSpec {
+                name: "PIP_TOKEN".into(),
+                value: None,
+                file_path: Some("secrets/pip-token".into()),
+            },
+            SecretSpec {
+                name: "SSH_KEY".into(),
+                value: None,
+                file_path: Some("/home/u/.ssh/id_ed25519".into()),
+            },
+            SecretSpec {
+                name: "API_TOKEN".into(),
+                value: Some("relative/looking value".into()),
+                file_path: None,
+            },
+        ];
+        let sent = absolute_create(&request);
+        assert_eq!(sent.seed_path.as_deref(), cwd.join("repo.tar.gz").to_str());
+        assert_eq!(
+            sent.secrets[0].file_path.as_deref(),
+            cwd.join("secrets/pip-token").to_str()
+        );
+        assert_eq!(
+            sent.secrets[1].file_path.as_deref(),
+            Some("/home/u/.ssh/id_ed25519")
+        );
+        // A literal value is a value, never a path.
+        assert_eq!(
+            sent.secrets[2].value.as_deref(),
+            Some("relative/looking value")
+        );
+        assert_eq!(sent.secrets[2].file_path, None);
+        // Nothing else changes.
+        assert_eq!(
+            CreateWorkspaceRequest {
+                seed_path: request.seed_path.clone(),
+                secrets: request.secrets.clone(),
+                ..sent
+            },
+            request
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_requests_are_refused_before_sending() {
+        use crate::api::session::SecretSpec;
+        use crate::api::{CommandSpec, ErrorCode};
+
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing listens: a request that were sent would fail to connect.
+        let client = Client {
+            socket: dir.path().join("api.sock"),
+            paths: crate::PyroPaths::new(dir.path(), dir.path(), dir.path()),
+        };
+        let mut create = CreateWorkspaceRequest::new("debian:12");
+        create.secrets = vec![SecretSpec {
+            name: "PIP_TOKEN".into(),
+            value: Some("x".into()),
+            file_path: Some("./token".into()),
+        }];
+        let mut exec = ExecRequest::new(CommandSpec::Shell("true".into()));
+        exec.timeout_seconds = 0;
+        let results = [
+            client.create_workspace(&create).await.map(|_| ()),
+            client.create_workspace_collect(&create).await.map(|_| ()),
+            client
+                .update_workspace("ws1", &UpdateWorkspaceRequest::default())
+                .await
+                .map(|_| ()),
+            client.exec_workspace("ws1", &exec).await.map(|_| ()),
+            client
+                .exec_workspace_collect("ws1", &exec)
+                .await
+                .map(|_| ()),
+        ];
+        let messages: Vec<String> = results
+            .into_iter()
+            .map(|result| match result {
+                Err(err @ SdkError::InvalidRequest { .. }) => {
+                    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+                    let body = err.to_body();
+                    assert_eq!(body.code, ErrorCode::InvalidArgument);
+                    assert!(body.hint.is_some());
+                    body.message
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            messages[0],
+            "secret PIP_TOKEN needs exactly one of a value or a file path"
+        );
+        assert_eq!(messages[1], messages[0]);
+        assert!(messages[2].starts_with("nothing to update"));
+        assert_eq!(
+            messages[3],
+            "timeout_seconds must be between 1 and 86400 (got 0)"
+        );
+        assert_eq!(messages[4], messages[3]);
     }
 
     /// One request as the fake supervisor saw it.
@@ -760,6 +886,11 @@ mod tests {
         assert_eq!(output.summary.sequence, 3);
         let mut create = CreateWorkspaceRequest::new("debian:12");
         create.seed_path = Some("./repo".into());
+        create.secrets = vec![crate::api::session::SecretSpec {
+            name: "PIP_TOKEN".into(),
+            value: None,
+            file_path: Some("token.txt".into()),
+        }];
         match client.create_workspace_collect(&create).await {
             Err(SdkError::Api(body)) => assert_eq!(body.code, ErrorCode::VmBootFailed),
             other => panic!("{other:?}"),
@@ -800,6 +931,10 @@ mod tests {
         assert_eq!(
             seen[4].body["seed_path"],
             cwd.join("repo").to_str().unwrap()
+        );
+        assert_eq!(
+            seen[4].body["secrets"][0]["file_path"],
+            cwd.join("token.txt").to_str().unwrap()
         );
         assert_eq!(seen[5].body["max_bytes"], DEFAULT_READ_BYTES);
     }
