@@ -200,6 +200,22 @@ pub fn shared() -> &'static Pyro {
 }
 
 impl Pyro {
+    /// Prints the supervisor log's last lines (without debug lines) to
+    /// stderr, for a failing test's report.
+    fn print_supervisor_log(&self) {
+        const LINES: usize = 80;
+        let path = self.data_dir().join("logs/supervisor.log");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" DEBUG ")).collect();
+        eprintln!("--- last lines of {} ---", path.display());
+        for line in &lines[lines.len().saturating_sub(LINES)..] {
+            eprintln!("{line}");
+        }
+        eprintln!("--- end of the supervisor log ---");
+    }
+
     /// Stops the supervisor, kills and returns any VM process left, and
     /// removes the runtime directory.
     fn shut_down(&self) -> Vec<(u32, String)> {
@@ -225,6 +241,9 @@ impl Default for Pyro {
 
 impl Drop for Pyro {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_supervisor_log();
+        }
         let leaked = self.shut_down();
         if !leaked.is_empty() && !std::thread::panicking() {
             panic!("processes outlived the supervisor: {leaked:?}");
