@@ -200,6 +200,44 @@ pub fn shared() -> &'static Pyro {
 }
 
 impl Pyro {
+    /// This installation's supervisor processes (found by the runtime
+    /// directory in their environment).
+    pub fn supervisor_processes(&self) -> Vec<u32> {
+        let needle = format!("PYRO_RUNTIME_DIR={}", self.runtime_dir().display());
+        processes_mentioning("pyro-supervisor")
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .unwrap_or_default()
+                    .split(|&b| b == 0)
+                    .any(|var| var == needle.as_bytes())
+            })
+            .collect()
+    }
+
+    /// Kills this installation's supervisor with SIGKILL (its VMs keep
+    /// running) and waits until it is gone.
+    pub fn kill_supervisor(&self) {
+        let running = self.supervisor_processes();
+        assert!(!running.is_empty(), "no supervisor runs to kill");
+        for pid in running {
+            // SAFETY: kill(2) on this installation's supervisor.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
+        wait_for(
+            "the killed supervisor to be gone",
+            Duration::from_secs(60),
+            |last| {
+                let left = self.supervisor_processes();
+                *last = format!("{left:?}");
+                left.is_empty().then_some(())
+            },
+        );
+    }
+
     /// Prints the supervisor log's last lines (without debug lines) to
     /// stderr, for a failing test's report.
     fn print_supervisor_log(&self) {

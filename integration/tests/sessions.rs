@@ -1113,6 +1113,68 @@ fn bad_service_input_gives_one_clear_error_each() {
 // ---------------------------------------------------------------------------
 
 #[test]
+fn services_outlive_the_supervisor() {
+    // Its own installation: the supervisor is killed and stopped.
+    let pyro = Pyro::new();
+    let ws = Workspace::create(&pyro, "debian:12-base", &["--ttl-seconds", "3600"]);
+    start_ok(
+        &ws,
+        "keep-always",
+        &[
+            "--restart",
+            "always",
+            "--",
+            "sh",
+            "-c",
+            "echo up; exec sleep 3601",
+        ],
+    );
+    start_ok(&ws, "keep-no", &["--", "exec", "sleep", "3602"]);
+    let pids: Vec<Value> = ["keep-always", "keep-no"]
+        .iter()
+        .map(|name| ws.service(name)["pid"].clone())
+        .collect();
+
+    // kill -9: the VM and its services run on, and the next supervisor
+    // takes them over: same processes, logs, stop.
+    pyro.kill_supervisor();
+    ws.wait_started();
+    for (name, pid) in ["keep-always", "keep-no"].iter().zip(&pids) {
+        let info = ws.service(name);
+        assert_eq!(state(&info), "running", "{info}");
+        assert_eq!(&info["pid"], pid, "the same process: {info}");
+    }
+    // Its log (written before and after the takeover) is still read.
+    wait_for("the taken-over service's log", MINUTE, |last| {
+        *last = stdout(&ws.ok(&["service", "logs"], &["keep-always"]));
+        last.contains("up\n").then_some(())
+    });
+    ws.ok(&["service", "stop"], &["keep-no"]);
+    assert_eq!(state(&ws.service("keep-no")), "stopped");
+    assert!(ws.processes("sleep 3602").is_empty());
+    // The taken-over service is watched: killed in the guest, it comes back.
+    let old = pids[0].as_u64().unwrap();
+    ws.sh(&format!("kill -9 -{old}"));
+    ws.wait_service("keep-always", "restarted after the takeover", MINUTE, |i| {
+        state(i) == "running" && i["pid"].as_u64() != Some(old)
+    });
+
+    // Stopped with its supervisor: the next one knows the services, and on
+    // start `always` comes back.
+    ws.ok(&["stop"], &[]);
+    pyro.ok(&["supervisor", "stop"]);
+    let list = stdout(&ws.ok(&["service", "list"], &[]));
+    assert!(list.contains("Services: 2 total, 0 running\n"), "{list}");
+    ws.ok(&["start"], &[]);
+    ws.wait_started();
+    ws.wait_service("keep-always", "back after start", BOOT, |i| {
+        state(i) == "running"
+    });
+    assert_eq!(state(&ws.service("keep-no")), "stopped");
+    assert!(!ws.processes("sleep 3601").is_empty());
+}
+
+#[test]
 fn workspace_stop_start_reset_and_delete() {
     let ws = Workspace::create(pyro(), "debian:12-base", &["--ttl-seconds", "3600"]);
     let id = ws.id().to_owned();

@@ -2271,17 +2271,7 @@ fn acknowledged_changes_survive_a_vmm_crash() {
 /// The live supervisor processes of this installation (found by the
 /// runtime directory in their environment).
 fn supervisor_processes(pyro: &Pyro) -> Vec<u32> {
-    let needle = format!("PYRO_RUNTIME_DIR={}", pyro.runtime_dir().display());
-    pyro_integration::processes_mentioning("pyro-supervisor")
-        .into_iter()
-        .map(|(pid, _)| pid)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .unwrap_or_default()
-                .split(|&b| b == 0)
-                .any(|var| var == needle.as_bytes())
-        })
-        .collect()
+    pyro.supervisor_processes()
 }
 
 fn supervisor_pid(pyro: &Pyro) -> u32 {

@@ -18,7 +18,7 @@ use std::path::Path;
 use actix::prelude::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-pub use records::{CommandRecord, SnapshotKind, SnapshotRecord, WorkspaceRecord};
+pub use records::{CommandRecord, ServiceRecord, SnapshotKind, SnapshotRecord, WorkspaceRecord};
 
 /// The schema version this build writes.
 const SCHEMA_VERSION: i64 = 1;

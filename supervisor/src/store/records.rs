@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use pyro_sdk::api::session::ServiceStartRequest;
 use pyro_sdk::api::workspace::{
     CommandSummary, FailurePolicy, SecretInfo, SeedInfo, WorkspaceState,
 };
@@ -60,6 +61,35 @@ pub struct WorkspaceRecord {
     /// The VM running it, so a supervisor that restarts can adopt it.
     #[serde(default)]
     pub current_vm: Option<String>,
+    /// Its services' definitions, so a supervisor that restarts takes them
+    /// over (and brings `--restart always` ones back on start).
+    #[serde(default)]
+    pub services: Vec<ServiceRecord>,
+}
+
+/// A service's definition as the record keeps it: the start request
+/// without its secret environment mapping (which lives only in the
+/// service actor's memory, see the secrets issue), and whether it had one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    /// The start request, `secret_env` emptied.
+    pub request: ServiceStartRequest,
+    /// Whether the request mapped secrets into the environment: such a
+    /// service cannot be launched again from the record alone.
+    pub used_secret_env: bool,
+}
+
+impl ServiceRecord {
+    /// The record of `request`, without its secret environment mapping.
+    pub fn of(request: &ServiceStartRequest) -> Self {
+        let mut request = request.clone();
+        let used_secret_env = !request.secret_env.is_empty();
+        request.secret_env.clear();
+        Self {
+            request,
+            used_secret_env,
+        }
+    }
 }
 
 /// Whether a snapshot is the immutable seed or one taken later.

@@ -36,6 +36,7 @@ fn workspace(id: &str, activity: i64) -> WorkspaceRecord {
         last_reset_at_ms: None,
         last_error: None,
         current_vm: None,
+        services: Vec::new(),
     }
 }
 
@@ -214,4 +215,30 @@ fn a_corrupt_record_is_reported_not_panicked_on() {
         store.workspace("x").unwrap_err(),
         StoreError::Corrupt { .. }
     ));
+}
+
+#[test]
+fn service_definitions_are_kept_without_their_secret_mapping() {
+    use pyro_sdk::api::session::{RestartPolicy, ServiceStartRequest};
+    use pyro_sdk::api::CommandSpec;
+
+    let mut request = ServiceStartRequest::new("web", CommandSpec::Shell("serve".into()));
+    request.restart = RestartPolicy::Always;
+    request.env.insert("PORT".into(), "8080".into());
+    request
+        .secret_env
+        .insert("API_TOKEN".into(), "TOKEN_ENV".into());
+    let kept = ServiceRecord::of(&request);
+    assert!(kept.used_secret_env);
+    assert!(kept.request.secret_env.is_empty());
+    assert_eq!(kept.request.env["PORT"], "8080");
+
+    let mut store = Store::open_in_memory().unwrap();
+    let mut record = workspace("cccccccccccc", 1);
+    record.services.push(kept.clone());
+    store.insert_workspace(&record).unwrap();
+    let loaded = store.workspace("cccccccccccc").unwrap().unwrap();
+    assert_eq!(loaded.services, vec![kept]);
+    let text = serde_json::to_string(&loaded).unwrap();
+    assert!(!text.contains("API_TOKEN"), "{text}");
 }

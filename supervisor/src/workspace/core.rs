@@ -21,7 +21,7 @@ use pyro_sdk::api::{ErrorBody, EXECUTION_MODE};
 use tokio::sync::oneshot;
 
 use crate::error::SupervisorError;
-use crate::store::WorkspaceRecord;
+use crate::store::{ServiceRecord, WorkspaceRecord};
 
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> i64 {
@@ -219,6 +219,18 @@ impl WorkspaceCore {
     /// to resume).
     pub fn abandon(&mut self) {
         self.busy = None;
+    }
+
+    /// Records a service's definition, replacing one of the same name.
+    pub fn remember_service(&mut self, service: ServiceRecord) {
+        let services = &mut self.record.services;
+        services.retain(|s| s.request.name != service.request.name);
+        services.push(service);
+    }
+
+    /// Forgets every service definition (reset, delete).
+    pub fn forget_services(&mut self) {
+        self.record.services.clear();
     }
 
     /// Records which VM runs the workspace (or none).
@@ -427,6 +439,7 @@ mod tests {
             last_reset_at_ms: None,
             last_error: None,
             current_vm: None,
+            services: Vec::new(),
         })
     }
 

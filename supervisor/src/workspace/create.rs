@@ -198,6 +198,7 @@ async fn prepare_files(
         last_reset_at_ms: None,
         last_error: None,
         current_vm: None,
+        services: Vec::new(),
     };
     let to_save = secrets.clone();
     let secrets_dir = runtime.settings.secrets_dir();

@@ -267,6 +267,7 @@ impl WorkspaceActor {
         self.writer
             .write(StoreWrite::Save(self.core.record().clone()));
         let Some(vm_id) = self.core.record().current_vm.clone() else {
+            self.restore_services(ctx, None, &[]);
             let boot = self.boot_then_finish(ctx, None);
             ctx.spawn(boot.map(|result, act, _ctx| act.resumed(result.map(|_| ()))));
             return;
@@ -282,11 +283,17 @@ impl WorkspaceActor {
                 .shell_list()
                 .await
                 .unwrap_or_default();
-            Ok::<_, SupervisorError>((vm, shells))
+            let services = vm::open(&vm.addr)
+                .await?
+                .service_list()
+                .await
+                .unwrap_or_default();
+            Ok::<_, SupervisorError>((vm, shells, services))
         };
         ctx.spawn(adopt.into_actor(self).then(|adopted, act, ctx| {
             match adopted {
-                Ok((vm, shells)) => {
+                Ok((vm, shells, services)) => {
+                    act.restore_services(ctx, Some(&vm.addr), &services);
                     tracing::info!(workspace_id = %act.core.id(), vm_id = %vm.vm_id, shells = shells.len(), "took over the running workspace VM");
                     for shell in shells.into_iter().filter(|s| s.alive) {
                         let actor = shell::ShellActor::new(
@@ -322,6 +329,7 @@ impl WorkspaceActor {
                 }
                 Err(err) => {
                     tracing::info!(workspace_id = %act.core.id(), error = %act.redactor.redact_str(&err.to_string()), "the workspace VM cannot be taken over; booting it again");
+                    act.restore_services(ctx, None, &[]);
                     Box::pin(
                         act.boot_then_finish(ctx, None)
                             .map(|result, act, _ctx| act.resumed(result.map(|_| ()))),
@@ -426,6 +434,10 @@ impl Actor for WorkspaceActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         if std::mem::take(&mut self.resume) {
             self.resume(ctx);
+        } else {
+            // A stopped workspace from an earlier supervisor: its services
+            // are known (stopped), and `always` ones come back on start.
+            self.restore_services(ctx, None, &[]);
         }
     }
 

@@ -17,6 +17,12 @@
 //! stderr, so a crash loop still shows why the last run died. Removing the
 //! service (workspace reset or delete) deletes them.
 //!
+//! Definitions outlive the supervisor: the workspace record keeps each
+//! start request (without its secret environment mapping), and a new
+//! supervisor rebuilds the actors with [`ServiceActor::restored`], taking
+//! over the processes still running in an adopted VM. A restored service
+//! that had a secret mapping is not launched again automatically.
+//!
 //! `logs --follow` ends when the guest's log stream does (the process
 //! ended); its final status is sent once this actor has recorded how the
 //! run ended (a stop's answer or a watch's exit arrives a little after the
@@ -29,8 +35,8 @@ use pyro_actors::secrets::redactor::Redactor;
 use pyro_actors::vm::VmActor;
 use pyro_actors::vsock::session_ops::ServiceLogEvent as GuestLogEvent;
 use pyro_guest_protocol::{
-    CommandLine, OutputStream, Readiness, ServiceStartRequest as GuestStart, ServiceState,
-    ServiceStopReason, Termination,
+    CommandLine, OutputStream, Readiness, ServiceInfo as GuestServiceInfo,
+    ServiceStartRequest as GuestStart, ServiceState, ServiceStopReason, Termination,
 };
 use pyro_sdk::api::session::{
     ReadinessInfo, RestartPolicy, ServiceInfo, ServiceLogEvent, ServiceLogs, ServiceLogsRequest,
@@ -42,6 +48,7 @@ use tokio::sync::{mpsc, watch};
 use super::core::{now_ms, rfc3339};
 use super::{paths, vm};
 use crate::error::SupervisorError;
+use crate::store::ServiceRecord;
 
 /// How long a stopped service gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -108,6 +115,10 @@ pub struct ServiceActor {
     backoff: Duration,
     pending_restart: Option<SpawnHandle>,
     progress: watch::Sender<Progress>,
+    /// Whether it may be launched again (restart policy, workspace start):
+    /// not when it was restored from a record and had a secret environment
+    /// mapping, which records do not keep.
+    relaunchable: bool,
 }
 
 /// Checks a start request and resolves its paths and readiness.
@@ -155,7 +166,7 @@ impl ServiceActor {
         request: ServiceStartRequest,
         env: Vec<(String, String)>,
         planned: (String, Option<Readiness>, Option<ReadinessInfo>),
-        vm: Addr<VmActor>,
+        vm: Option<Addr<VmActor>>,
         owner: Recipient<ServiceChanged>,
         redactor: Redactor,
     ) -> Self {
@@ -167,7 +178,7 @@ impl ServiceActor {
             cwd,
             readiness,
             readiness_info,
-            vm: Some(vm),
+            vm,
             owner,
             redactor,
             state: "starting",
@@ -186,7 +197,79 @@ impl ServiceActor {
                 run: 0,
                 state: "starting",
             }),
+            relaunchable: true,
         }
+    }
+
+    /// A service a previous supervisor started, rebuilt from its record:
+    /// as the guest reports it (`guest`) when its VM was taken over
+    /// (`vm`), else stopped until the workspace starts. A running one is
+    /// watched again once the actor starts.
+    pub fn restored(
+        workspace_id: String,
+        record: ServiceRecord,
+        vm: Option<Addr<VmActor>>,
+        guest: Option<&GuestServiceInfo>,
+        owner: Recipient<ServiceChanged>,
+        redactor: Redactor,
+    ) -> Result<Self, SupervisorError> {
+        let planned = plan(&record.request)?;
+        let env = record
+            .request
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let has_vm = vm.is_some();
+        let mut actor = Self::new(
+            workspace_id,
+            record.request,
+            env,
+            planned,
+            vm,
+            owner,
+            redactor,
+        );
+        actor.relaunchable = !record.used_secret_env;
+        if record.used_secret_env && actor.request.restart != RestartPolicy::No {
+            tracing::warn!(
+                workspace_id = %actor.workspace_id,
+                service = %actor.request.name,
+                "the service maps secrets into its environment, a mapping no record keeps: \
+                 it will not be restarted automatically; start it again to restart it"
+            );
+        }
+        let state = match guest.filter(|_| has_vm) {
+            Some(info) => {
+                actor.pid = Some(info.pid);
+                actor.started_at_ms = i64::try_from(info.started_at_ms).ok();
+                actor.ready_at_ms = info
+                    .ready_after_ms
+                    .and_then(|ms| i64::try_from(info.started_at_ms.saturating_add(ms)).ok());
+                actor.ended_at_ms = info.ended_at_ms.and_then(|ms| i64::try_from(ms).ok());
+                actor.exit_code = info.exit.map(|e| e.exit_code);
+                actor.stop_reason = info.stop_reason.map(reason_name);
+                match info.state {
+                    _ if info.alive && info.exit.is_none() => "running",
+                    ServiceState::Failed => "failed",
+                    ServiceState::Stopped => "stopped",
+                    _ => "exited",
+                }
+            }
+            None => {
+                actor.vm = None;
+                actor.stop_reason = Some("workspace_stopped".to_owned());
+                "stopped"
+            }
+        };
+        actor.state = state;
+        actor.progress.send_modify(|p| p.state = state);
+        Ok(actor)
+    }
+
+    /// Where it is in its life (`starting`, `running`, ...).
+    pub fn state(&self) -> &'static str {
+        self.state
     }
 
     fn info(&self) -> ServiceInfo {
@@ -360,7 +443,7 @@ impl ServiceActor {
             RestartPolicy::OnFailure => failed,
             RestartPolicy::Always => true,
         };
-        if !wanted || self.vm.is_none() {
+        if !wanted || !self.relaunchable || self.vm.is_none() {
             return;
         }
         if self.launched_at.is_some_and(|t| t.elapsed() >= HEALTHY_RUN) {
@@ -401,6 +484,13 @@ fn reason_name(reason: ServiceStopReason) -> String {
 
 impl Actor for ServiceActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // A restored service that still runs: watch for its end again.
+        if self.state == "running" {
+            self.watch(ctx, self.generation);
+        }
+    }
 }
 
 /// Launch the service (first start).
@@ -522,7 +612,7 @@ impl Handler<WorkspaceStarted> for ServiceActor {
 
     fn handle(&mut self, msg: WorkspaceStarted, ctx: &mut Self::Context) {
         self.vm = Some(msg.0);
-        if self.request.restart == RestartPolicy::Always {
+        if self.request.restart == RestartPolicy::Always && self.relaunchable {
             self.backoff = BACKOFF_MIN;
             let launch = self.launch(ctx);
             ctx.spawn(launch.map(|result, act, _ctx| {

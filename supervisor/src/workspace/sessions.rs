@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use actix::prelude::*;
-use pyro_guest_protocol::ShellOpenRequest as GuestShellOpen;
+use pyro_actors::vm::VmActor;
+use pyro_guest_protocol::{ServiceInfo as GuestServiceInfo, ShellOpenRequest as GuestShellOpen};
 use pyro_sdk::api::session::{
     ServiceInfo, ServiceList, ServiceLogs, ShellInfo, ShellList, ShellReadResult,
 };
@@ -22,6 +23,7 @@ use super::shell::{
 };
 use super::{paths, vm, WorkspaceActor};
 use crate::error::SupervisorError;
+use crate::store::ServiceRecord;
 
 /// What became of a workspace's sessions when its VM went away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,40 @@ impl WorkspaceActor {
                     service.do_send(RemoveService);
                 }
                 self.service_states.clear();
+                self.core.forget_services();
+            }
+        }
+    }
+
+    /// Rebuilds the service actors of a workspace a previous supervisor
+    /// ran, from the record's definitions: as `guest` (the guest's service
+    /// list) reports them when the VM `vm` was taken over, else stopped
+    /// until the workspace starts (then `always` ones come back).
+    pub(super) fn restore_services(
+        &mut self,
+        ctx: &mut Context<Self>,
+        vm: Option<&Addr<VmActor>>,
+        guest: &[GuestServiceInfo],
+    ) {
+        let owner = ctx.address().recipient::<ServiceChanged>();
+        for record in self.core.record().services.clone() {
+            let name = record.request.name.clone();
+            let reported = guest.iter().find(|s| s.name == name);
+            match ServiceActor::restored(
+                self.core.id().to_owned(),
+                record,
+                vm.cloned(),
+                reported,
+                owner.clone(),
+                self.redactor.clone(),
+            ) {
+                Ok(actor) => {
+                    self.service_states.insert(name.clone(), actor.state());
+                    self.services.insert(name, actor.start());
+                }
+                Err(err) => {
+                    tracing::warn!(workspace_id = %self.core.id(), service = %name, error = %err, "cannot restore the service");
+                }
             }
         }
     }
@@ -296,12 +332,14 @@ impl Handler<StartServiceCall> for WorkspaceActor {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
                 env.extend(secret_env);
+                act.core.remember_service(ServiceRecord::of(&request));
+                act.save();
                 let actor = ServiceActor::new(
                     act.core.id().to_owned(),
                     request,
                     env,
                     planned,
-                    vm_addr,
+                    Some(vm_addr),
                     owner,
                     act.redactor.clone(),
                 )
