@@ -64,7 +64,8 @@ pub struct CreateArgs {
     /// A secret with a literal value (repeatable; split at the first `=`).
     #[arg(long = "secret", value_name = "NAME=VALUE", value_parser = super::secret_arg)]
     pub secrets: Vec<super::SecretArg>,
-    /// A secret read from a host file by the supervisor (repeatable).
+    /// A secret read from a host file by the supervisor (repeatable); one
+    /// trailing newline (`\n` or `\r\n`) is not part of the value.
     #[arg(long = "secret-file", value_name = "NAME=PATH", value_parser = super::parse_secret_file)]
     pub secret_files: Vec<(String, String)>,
     /// Print JSON.
