@@ -1138,7 +1138,16 @@ fn services_outlive_the_supervisor() {
     // kill -9: the VM and its services run on, and the next supervisor
     // takes them over: same processes, logs, stop.
     pyro.kill_supervisor();
-    ws.wait_started();
+    // The next command starts a supervisor, which takes the VM over. (Once
+    // in CI that first command's request was reset while the new
+    // supervisor adopted the VM; until that race is found, a failed status
+    // call is retried and shown if it persists.)
+    wait_for("the workspace to be taken over", BOOT, |last| {
+        let output = ws.run(&["status"], &["--json"]);
+        *last = format!("{}{}", stdout(&output), stderr(&output));
+        (output.status.success() && parse_json(&stdout(&output))["state"] == "started")
+            .then_some(())
+    });
     for (name, pid) in ["keep-always", "keep-no"].iter().zip(&pids) {
         let info = ws.service(name);
         assert_eq!(state(&info), "running", "{info}");
