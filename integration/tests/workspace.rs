@@ -19,6 +19,7 @@ use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
+use pyro_integration::guest::{footer, one_line};
 use pyro_integration::{find_program, stderr, stdout, wait_for, Pyro};
 use serde_json::Value;
 
@@ -214,31 +215,9 @@ fn usage_error(output: &Output) -> String {
 }
 
 /// Splits `[prefix] k=v k=v ...` and checks the keys are exactly `keys`, in
-/// order. Values must not contain spaces (the tests use plain paths).
+/// order (see [`footer`]); returns the values by key.
 fn summary(line: &str, prefix: &str, keys: &[&str]) -> BTreeMap<String, String> {
-    let rest = line
-        .strip_prefix(prefix)
-        .and_then(|r| r.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{line:?} does not start with {prefix:?}"));
-    let pairs: Vec<(String, String)> = rest
-        .split(' ')
-        .map(|word| {
-            let (k, v) = word
-                .split_once('=')
-                .unwrap_or_else(|| panic!("{word:?} in {line:?} is not key=value"));
-            (k.to_owned(), v.to_owned())
-        })
-        .collect();
-    let got: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(got, keys, "keys of {line:?}");
-    pairs.into_iter().collect()
-}
-
-/// The lines of `text` that start with `prefix`; exactly one is expected.
-fn one_line<'t>(text: &'t str, prefix: &str) -> &'t str {
-    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(prefix)).collect();
-    assert_eq!(lines.len(), 1, "one {prefix} line expected in:\n{text}");
-    lines[0]
+    footer(line, prefix, keys).into_iter().collect()
 }
 
 fn tempdir(prefix: &str) -> tempfile::TempDir {
